@@ -1,0 +1,1 @@
+"""Data: dataset indexes (which videos, labels, splits), preparation, and the grain pipeline."""

@@ -1,0 +1,1 @@
+"""ssvbench.results."""

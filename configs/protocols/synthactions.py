@@ -1,0 +1,60 @@
+"""SynthActions frozen-feature protocol, v1.0: every evaluator, sized to run in seconds on CPU.
+
+Run on features extracted with this protocol's views:
+  ssvbench evaluate-features --protocol synthactions --train train.npz --test test.npz
+or as part of a pre-training run: `ssvbench evaluate --workdir RUN --protocol synthactions`.
+
+Views: 4 temporal clips x 1 centre crop of 8 frames at stride 2, 32x32 (the quickstart
+backbone's input). The class count is taken from the data (the generator's class list is
+a config value); the default generator has 12 classes, and the episodic "novel" split is
+its last six (TriangleUp/TriangleDown/TriangleSpin/CrossSpin/CrossSlide/RingBlink, which
+include the motion-only pair TriangleUp/TriangleDown). With frozen self-supervised
+features nothing is trained on the base classes; the split only fixes which classes
+episodes are drawn from. Validation is carved from train by scene group (gGG).
+"""
+
+import ml_collections
+
+VARIANTS = (None, "runlocal")
+
+
+def get_config(arg=None):
+  """Returns the protocol spec; `runlocal` is the same (already CPU-sized)."""
+  if arg not in VARIANTS:
+    raise ValueError(f"synthactions protocol: unknown variant {arg!r}; valid: {VARIANTS}.")
+  config = ml_collections.ConfigDict()
+  config.name = "synthactions"
+  config.version = "1.0"
+  config.variant = arg or "default"
+  config.dataset = "synthactions"
+  config.description = "SynthActions test split, all frozen-feature evaluators."
+  config.num_classes = None  # From the data: the generator's class list is configurable.
+  config.splits = dict(train="train", test="test")
+  config.views = dict(num_temporal_views=4, num_spatial_crops=1, num_frames=8, frame_stride=2,
+                      crop_size=32, temporal_positions="uniform clip centres",
+                      spatial_positions="centre")
+  config.feature = dict(source="backbone", pooling="global average over time and space",
+                        normalisation="none (each evaluator normalises as documented)")
+  config.validation = dict(fraction=0.2, seed=0, group_key="scene group gGG")
+  config.class_splits = dict(name="synthactions-novel6", novel=(6, 7, 8, 9, 10, 11))
+
+  config.evals = ml_collections.ConfigDict()
+  config.evals.knn = dict(type="knn", k=20, temperature=0.07)
+  config.evals.linear = dict(type="linear", learning_rates=(1.0, 3.0, 6.0),
+                             weight_decays=(0.0, 1e-4, 1e-3), epochs=100, batch_size=1024,
+                             seed=0, selection="validation")
+  config.evals.retrieval = dict(type="retrieval", ks=(1, 5, 10, 20, 50), center=False)
+  config.evals.fewshot_linear = dict(type="fewshot_linear", shots=(1, 5, 10, 25),
+                                     seeds=(0, 1, 2),
+                                     l2_grid=tuple(2.0 ** p for p in range(0, 16, 2)),
+                                     selection="validation")
+  config.evals.fewshot_episodic = dict(type="fewshot_episodic",
+                                       novel_classes=config.class_splits.novel, ways=5,
+                                       shots=(1, 5), queries=1, num_episodes=1000, seed=0,
+                                       source="train+test")
+  config.evals.diagnostics = dict(type="diagnostics", split="test", max_samples=4096, seed=0)
+
+  config.sweeps = ml_collections.ConfigDict()
+  config.sweeps.knn_sweep = dict(type="knn_sweep", ks=(1, 5, 10, 20, 50),
+                                 temperatures=(0.02, 0.07, 0.1, 0.5))
+  return config

@@ -1,0 +1,217 @@
+"""The `ssvbench` command: thin argument parsing that calls into the library.
+
+Heavy imports (JAX, TensorFlow) happen inside the subcommands, so `ssvbench --help`
+answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import textwrap
+
+# TFDS must never reach for the network, and TensorFlow's C++ logging is noise here.
+os.environ.setdefault("TFDS_OFFLINE", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+DATASETS = ("synthactions", "ucf101", "hmdb51", "kinetics400", "kinetics600", "kinetics700")
+
+
+def _add_config_argument(parser: argparse.ArgumentParser, default: str | None) -> None:
+  parser.add_argument(
+      "--config", default=default, required=default is None,
+      help="config file `path.py[:arg]` (arg e.g. `runlocal`); fields are overridden with "
+           "--config.key=value (an unknown key is an error naming the closest ones)."
+           + (f" Default: {default}." if default else ""))
+
+
+def _load_config(spec: str, overrides):
+  from ssvbench import config as config_lib
+  config = config_lib.load_config(spec)
+  return config_lib.apply_overrides(config, overrides)
+
+
+def cmd_quickstart(args, overrides) -> int:
+  from ssvbench import quickstart
+  config = _load_config(args.config, overrides)
+  quickstart.run(config, args.workdir, fresh=args.fresh)
+  return 0
+
+
+def cmd_prepare(args, overrides) -> int:
+  from ssvbench.data import sources
+  if args.dataset == "synthactions":
+    from ssvbench.data import synthactions
+    config = _load_config(args.config, overrides) if args.config else synthactions.default_config()
+    source_dir = args.source_dir or os.path.join(args.out, "source")
+    synthactions.generate(source_dir, config)
+    args.source_dir = os.path.join(source_dir, "videos")
+    args.splits_dir = args.splits_dir or os.path.join(source_dir, "ucfTrainTestlist")
+  elif overrides:
+    raise SystemExit(f"prepare {args.dataset}: --config.* overrides apply to synthactions only.")
+  if not args.source_dir:
+    raise SystemExit(f"prepare {args.dataset}: --source-dir is required (the folder with the videos).")
+  if args.dry_run:
+    report = sources.dry_run(args.dataset, args.source_dir, args.splits_dir, split=args.split)
+    print(json.dumps(report, indent=2))
+    return 0
+  if not args.out:
+    raise SystemExit(f"prepare {args.dataset}: --out is required.")
+  from ssvbench.data import prepare
+  index, find_video = sources.load_index(args.dataset, args.source_dir, args.splits_dir,
+                                         split=args.split)
+  max_missing = args.max_missing_fraction
+  if max_missing is None:
+    max_missing = sources.DATASETS[args.dataset].max_missing_fraction
+  manifest = prepare.prepare_dataset(
+      index, args.source_dir, os.path.join(args.out, "store") if args.dataset == "synthactions"
+      else args.out, find_video=find_video, short_side=args.short_side, fps=args.fps,
+      num_workers=args.workers, max_missing_fraction=max_missing,
+      allow_missing=args.allow_missing, progress=not args.no_progress)
+  print(json.dumps({"manifest_hash": manifest["manifest_hash"], "counts": manifest["counts"]},
+                   indent=2))
+  return 0
+
+
+def cmd_pretrain(args, overrides) -> int:
+  from ssvbench.train import trainer
+  config = _load_config(args.config, overrides)
+  result = trainer.train(config, args.workdir, resume=args.resume, progress=not args.no_progress)
+  print(json.dumps({"workdir": str(result.workdir), "step": result.step,
+                    "metrics": result.last_metrics}, indent=2))
+  return 0
+
+
+def cmd_evaluate(args, overrides) -> int:
+  from ssvbench import evaluate
+  if overrides:
+    raise SystemExit("evaluate takes no --config.* overrides; protocols are fixed and versioned.")
+  record = evaluate.evaluate_run(args.workdir, protocol=args.protocol, store_dir=args.store,
+                                 results_file=args.results, progress=not args.no_progress)
+  print(json.dumps(record["metrics"], indent=2))
+  return 0
+
+
+def cmd_evaluate_features(args, overrides) -> int:
+  from ssvbench.evaluators import evaluate_features
+  del overrides
+  return evaluate_features.run_cli(args) or 0
+
+
+def cmd_leaderboard(args, overrides) -> int:
+  from ssvbench.results import records, tables
+  del overrides
+  all_records = records.load_records(args.results)
+  if args.out:
+    tables.write_tables(all_records, args.out, args.basename)
+  else:
+    for table in tables.leaderboards(all_records, metrics=args.metrics):
+      print(tables.render(table, args.format))
+  return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog="ssvbench",
+      description="Benchmark self-supervised video representations under one fixed protocol.",
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+      epilog=textwrap.dedent("""\
+          examples:
+            ssvbench quickstart                      # the whole pipeline on SynthActions
+            ssvbench prepare ucf101 --source-dir UCF-101 --out data/ucf101
+            ssvbench pretrain --config configs/pretrain/simclr_r3d_synthactions.py:runlocal --workdir runs/x
+            ssvbench evaluate --workdir runs/x --protocol synthactions
+          """))
+  parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+  sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+  p = sub.add_parser("quickstart", help="SynthActions end to end: generate, prepare, pre-train "
+                     "CVRL and baselines, evaluate, print the leaderboard.")
+  _add_config_argument(p, "configs/quickstart.py")
+  p.add_argument("--workdir", default="ssvbench_quickstart", help="output folder")
+  p.add_argument("--fresh", action="store_true", help="delete the workdir first")
+  p.set_defaults(func=cmd_quickstart)
+
+  p = sub.add_parser("prepare", help="decode a dataset's videos into a prepared store "
+                     "(ArrayRecord + manifest).")
+  p.add_argument("dataset", choices=DATASETS)
+  p.add_argument("--source-dir", help="folder with the videos (for synthactions: where to "
+                 "generate them; default <out>/source)")
+  p.add_argument("--splits-dir", help="split/annotation files (default: the official ones "
+                 "shipped with ssvbench, where licensing allows)")
+  p.add_argument("--out", help="output folder of the prepared store")
+  p.add_argument("--split", type=int, default=1, help="official split number (UCF101/HMDB51)")
+  p.add_argument("--dry-run", action="store_true", help="check layout and split files, print "
+                 "counts of listed/found/missing videos as JSON, decode nothing")
+  p.add_argument("--short-side", type=int, default=None, help="resize the short side to this")
+  p.add_argument("--fps", type=float, default=None, help="resample frames to this rate")
+  p.add_argument("--workers", type=int, default=1, help="decoding processes")
+  p.add_argument("--max-missing-fraction", type=float, default=None,
+                 help="fail when more videos are missing (default 0 for UCF101/HMDB51, 0.1 "
+                 "for Kinetics)")
+  p.add_argument("--allow-missing", action="store_true", help="prepare whatever is present")
+  p.add_argument("--no-progress", action="store_true")
+  p.add_argument("--config", default=None, help="synthactions only: generator config file")
+  p.set_defaults(func=cmd_prepare)
+
+  p = sub.add_parser("pretrain", help="pre-train a method on a prepared store.")
+  _add_config_argument(p, None)
+  p.add_argument("--workdir", required=True, help="checkpoints, metrics.jsonl, TensorBoard")
+  p.add_argument("--resume", action="store_true", help="continue the latest checkpoint exactly")
+  p.add_argument("--no-progress", action="store_true")
+  p.set_defaults(func=cmd_pretrain)
+
+  p = sub.add_parser("evaluate", help="evaluate a pre-training run under a protocol.")
+  p.add_argument("--workdir", required=True, help="a pretrain workdir")
+  p.add_argument("--protocol", required=True, help="protocol name (configs/protocols/NAME.py)")
+  p.add_argument("--store", default=None, help="prepared store of the evaluation dataset "
+                 "(default: the run's pre-training store)")
+  p.add_argument("--results", default=None, help="results.jsonl to append to "
+                 "(default <workdir>/results.jsonl)")
+  p.add_argument("--no-progress", action="store_true")
+  p.set_defaults(func=cmd_evaluate)
+
+  p = sub.add_parser("evaluate-features", help="evaluate any model's features (npz files) "
+                     "under a protocol.")
+  from ssvbench.evaluators import evaluate_features
+  evaluate_features.add_cli_arguments(p)
+  p.set_defaults(func=cmd_evaluate_features)
+
+  p = sub.add_parser("leaderboard", help="render results.jsonl as tables.")
+  p.add_argument("--results", required=True, help="a results.jsonl file")
+  p.add_argument("--format", default="md", choices=("md", "csv", "latex", "html"))
+  p.add_argument("--metrics", nargs="*", default=None, help="metric columns")
+  p.add_argument("--out", default=None, help="write all formats into this folder")
+  p.add_argument("--basename", default="leaderboard")
+  p.set_defaults(func=cmd_leaderboard)
+  return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+  from ssvbench import config as config_lib
+  argv = list(sys.argv[1:] if argv is None else argv)
+  try:
+    rest, overrides = config_lib.split_config_args(argv)
+  except config_lib.ConfigError as e:
+    print(f"ssvbench: error: {e}", file=sys.stderr)
+    return 2
+  parser = build_parser()
+  args = parser.parse_args(rest)
+  logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                      format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+  for noisy in ("absl", "jax._src", "orbax", "tensorflow"):
+    logging.getLogger(noisy).setLevel(logging.WARNING)
+  try:
+    return args.func(args, overrides)
+  except (config_lib.ConfigError, FileNotFoundError, FileExistsError, ValueError) as e:
+    if args.verbose:
+      raise
+    print(f"ssvbench {args.command}: error: {e}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,255 @@
+"""Reading a prepared store: the manifest plus one ArrayRecord file of videos per split.
+
+The store is the contract between preparation and everything downstream (the grain
+pipeline, feature extraction, results). This module owns the format definition (file
+names, version, the manifest hash) and validates a store before anyone reads from it,
+so that a half-written or hand-edited store fails at load time with a message naming
+the file and key, not later inside a data loader worker.
+
+Record layout (msgpack, `use_bin_type=True`):
+  {"video_id": str, "label": int, "fps": float, "frames": [RGB JPEG bytes, ...]}
+Records of a split appear in manifest order, only for videos whose status is "ok";
+an entry's `record_index` is its position in `<split>.array_record`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import msgpack
+import numpy as np
+from PIL import Image
+
+if TYPE_CHECKING:
+  import grain
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+RECORD_SUFFIX = ".array_record"
+STATUSES = ("ok", "missing", "corrupt")
+
+_PREPARE_HINT = "run `ssvbench prepare` first"
+_TOP_LEVEL_KEYS = ("format_version", "dataset", "class_names", "decode", "videos",
+                   "counts", "manifest_hash")
+_VIDEO_KEYS = ("video_id", "path", "label", "split", "group", "content_hash",
+               "num_frames", "fps", "duration", "height", "width", "status", "error",
+               "record_index")
+
+
+class StoreError(Exception):
+  """A prepared store that is absent, incomplete or inconsistent."""
+
+
+def canonical_json(obj: Any) -> bytes:
+  """Serialises `obj` as canonical JSON (sorted keys, no whitespace, ASCII)."""
+  return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode("ascii")
+
+
+def compute_manifest_hash(manifest: dict) -> str:
+  """Returns the sha256 of the canonical JSON of `manifest` without `manifest_hash`.
+
+  Args:
+    manifest: a manifest dict, with or without its `manifest_hash` key.
+
+  Returns:
+    The hex digest that identifies exactly which videos, decoded how, a result used.
+  """
+  content = {key: value for key, value in manifest.items() if key != "manifest_hash"}
+  return hashlib.sha256(canonical_json(content)).hexdigest()
+
+
+def record_path(out_dir: str | os.PathLike, split: str) -> Path:
+  """Returns the path of the ArrayRecord file holding `split`."""
+  return Path(out_dir) / f"{split}{RECORD_SUFFIX}"
+
+
+class PreparedStore:
+  """A validated prepared store.
+
+  Args:
+    out_dir: the directory `prepare_dataset` wrote.
+
+  Raises:
+    StoreError: the directory or manifest is missing, malformed, or inconsistent with
+      its hash or its record files.
+  """
+
+  def __init__(self, out_dir: str | os.PathLike):
+    self.out_dir = Path(out_dir)
+    manifest_file = self.out_dir / MANIFEST_NAME
+    if not self.out_dir.is_dir():
+      raise StoreError(f"prepared store {str(self.out_dir)!r} does not exist; "
+                       f"{_PREPARE_HINT}")
+    if not manifest_file.is_file():
+      raise StoreError(f"{str(manifest_file)!r} not found (the store is absent or its "
+                       f"preparation did not finish); {_PREPARE_HINT}")
+    try:
+      manifest = json.loads(manifest_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+      raise StoreError(f"{str(manifest_file)!r} is not valid JSON ({error}); "
+                       f"{_PREPARE_HINT}") from error
+    self._manifest = manifest
+    self._validate(manifest_file)
+    self._ok_videos = {split: [] for split in manifest["counts"]}
+    for video in manifest["videos"]:
+      if video["status"] == "ok":
+        self._ok_videos[video["split"]].append(video)
+
+  def _validate(self, manifest_file: Path) -> None:
+    manifest = self._manifest
+    where = repr(str(manifest_file))
+
+    def fail(message: str):
+      raise StoreError(f"{where}: {message}; {_PREPARE_HINT}")
+
+    if not isinstance(manifest, dict):
+      fail("expected a JSON object at the top level")
+    absent = [key for key in _TOP_LEVEL_KEYS if key not in manifest]
+    if absent:
+      fail(f"missing key(s) {absent}")
+    if manifest["format_version"] != FORMAT_VERSION:
+      fail(f"format_version is {manifest['format_version']!r}, this reader expects "
+           f"{FORMAT_VERSION}")
+    if compute_manifest_hash(manifest) != manifest["manifest_hash"]:
+      fail("manifest_hash does not match the manifest's content (was it edited?)")
+    counts = manifest["counts"]
+    next_record = {split: 0 for split in counts}
+    for position, video in enumerate(manifest["videos"]):
+      absent = [key for key in _VIDEO_KEYS if key not in video]
+      if absent:
+        fail(f"videos[{position}] is missing key(s) {absent}")
+      if video["status"] not in STATUSES:
+        fail(f"videos[{position}] ({video['video_id']}) has status "
+             f"{video['status']!r}, expected one of {STATUSES}")
+      if video["split"] not in counts:
+        fail(f"videos[{position}] ({video['video_id']}) has split {video['split']!r} "
+             f"absent from counts {sorted(counts)}")
+      if video["status"] == "ok":
+        if video["record_index"] != next_record[video["split"]]:
+          fail(f"videos[{position}] ({video['video_id']}) has record_index "
+               f"{video['record_index']}, expected {next_record[video['split']]}")
+        next_record[video["split"]] += 1
+      elif video["record_index"] is not None:
+        fail(f"videos[{position}] ({video['video_id']}) is {video['status']} but has "
+             f"record_index {video['record_index']}")
+    for split, num_ok in next_record.items():
+      if counts[split].get("ok") != num_ok:
+        fail(f"counts[{split!r}]['ok'] is {counts[split].get('ok')}, but {num_ok} "
+             "videos are ok")
+      if not record_path(self.out_dir, split).is_file():
+        fail(f"record file {str(record_path(self.out_dir, split))!r} is missing")
+
+  @property
+  def manifest(self) -> dict:
+    return self._manifest
+
+  @property
+  def manifest_hash(self) -> str:
+    return self._manifest["manifest_hash"]
+
+  @property
+  def dataset(self) -> str:
+    return self._manifest["dataset"]
+
+  @property
+  def class_names(self) -> list[str]:
+    return list(self._manifest["class_names"])
+
+  @property
+  def num_classes(self) -> int:
+    return len(self._manifest["class_names"])
+
+  @property
+  def splits(self) -> list[str]:
+    """The splits the store holds (each has a record file, possibly empty)."""
+    return list(self._ok_videos)
+
+  def _split_videos(self, split: str) -> list[dict]:
+    if split not in self._ok_videos:
+      raise KeyError(f"split {split!r} is not in the prepared store "
+                     f"{str(self.out_dir)!r}; it holds {self.splits}")
+    return self._ok_videos[split]
+
+  def videos(self, split: str) -> list[dict]:
+    """Returns the manifest entries of `split` with status ok, in record order."""
+    return list(self._split_videos(split))
+
+  def num_videos(self, split: str) -> int:
+    """Returns the number of records (ok videos) of `split`."""
+    return len(self._split_videos(split))
+
+  def labels(self, split: str) -> np.ndarray:
+    """Returns int64 labels of `split`, aligned with record order."""
+    return np.asarray([video["label"] for video in self._split_videos(split)],
+                      dtype=np.int64)
+
+  def groups(self, split: str) -> list[str]:
+    """Returns the leakage groups of `split`, aligned with record order."""
+    return [video["group"] for video in self._split_videos(split)]
+
+  def video_ids(self, split: str) -> list[str]:
+    """Returns the video ids of `split`, aligned with record order."""
+    return [video["video_id"] for video in self._split_videos(split)]
+
+  def record_path(self, split: str) -> Path:
+    """Returns the ArrayRecord file of `split`."""
+    self._split_videos(split)
+    return record_path(self.out_dir, split)
+
+  def data_source(self, split: str) -> grain.sources.ArrayRecordDataSource:
+    """Returns a random-access grain source of the raw records of `split`.
+
+    Raises:
+      StoreError: the record file holds a different number of records than the
+        manifest lists (a store mixed from two preparations).
+    """
+    # Imported here: grain pulls in JAX, which preparation's spawned decoding workers
+    # (importing this module for the format constants) should not pay for.
+    import grain  # pylint: disable=g-import-not-at-top
+
+    source = grain.sources.ArrayRecordDataSource(str(self.record_path(split)))
+    if len(source) != self.num_videos(split):
+      raise StoreError(
+          f"{str(self.record_path(split))!r} holds {len(source)} records but the "
+          f"manifest lists {self.num_videos(split)} ok videos; {_PREPARE_HINT}")
+    return source
+
+  @staticmethod
+  def decode_record(raw: bytes) -> dict:
+    """Unpacks one record; its frames stay JPEG bytes (decode with `decode_frames`)."""
+    return msgpack.unpackb(raw, raw=False)
+
+  @staticmethod
+  def decode_frames(jpegs: Sequence[bytes], indices: Sequence[int]) -> np.ndarray:
+    """Decodes only the requested frames of a record.
+
+    Args:
+      jpegs: the record's `frames`.
+      indices: frame indices to decode, in output order; repeats are decoded once.
+
+    Returns:
+      uint8 array [len(indices), H, W, 3].
+
+    Raises:
+      IndexError: an index is outside [0, len(jpegs)).
+    """
+    indices = [int(index) for index in indices]
+    for index in indices:
+      if not 0 <= index < len(jpegs):
+        raise IndexError(f"frame index {index} is out of range for a video of "
+                         f"{len(jpegs)} frames")
+    if not indices:
+      if not jpegs:
+        return np.zeros((0, 0, 0, 3), np.uint8)
+      width, height = Image.open(io.BytesIO(jpegs[0])).size  # header only
+      return np.zeros((0, height, width, 3), np.uint8)
+    decoded = {}
+    for index in dict.fromkeys(indices):
+      with Image.open(io.BytesIO(jpegs[index])) as image:
+        decoded[index] = np.asarray(image.convert("RGB"))
+    return np.stack([decoded[index] for index in indices])

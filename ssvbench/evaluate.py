@@ -1,0 +1,122 @@
+"""Evaluating a pre-training run under a protocol: extract, evaluate, record.
+
+The protocol (configs/protocols/<name>.py) fixes the views and every evaluator's
+settings; this module only wires a run's checkpoint to it: deterministic extraction of
+the train and test splits (cached), the frozen-feature evaluators (which carve their
+validation split from train by group), optional class-subset metrics (SynthActions'
+motion-only classes), and one result record carrying protocol fingerprint, manifest
+hash, seeds and code version.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pathlib
+from typing import Any
+
+import numpy as np
+
+from ssvbench.data import store as store_lib
+from ssvbench.evaluators import evaluate_features as evaluate_features_lib
+from ssvbench.evaluators import extract
+from ssvbench.evaluators import features as features_lib
+from ssvbench.evaluators import protocol as protocol_lib
+from ssvbench.results import records
+from ssvbench.train import trainer
+
+# Written by `prepare synthactions` beside the manifest: named class subsets whose
+# accuracy is reported separately (e.g. the motion-only classes).
+CLASS_SUBSETS_FILE = "class_subsets.json"
+# Evaluators re-run on a class subset of the test split.
+SUBSET_EVALUATORS = ("knn", "linear")
+
+
+def load_class_subsets(store: store_lib.PreparedStore) -> dict[str, list[str]]:
+  path = pathlib.Path(store.out_dir) / CLASS_SUBSETS_FILE
+  if not path.is_file():
+    return {}
+  subsets = json.loads(path.read_text())
+  unknown = {c for names in subsets.values() for c in names} - set(store.class_names)
+  if unknown:
+    raise ValueError(f"{path}: classes {sorted(unknown)} are not in the store's class list.")
+  return subsets
+
+
+def to_feature_set(extracted: dict[str, np.ndarray], num_classes: int, source: str):
+  return features_lib.FeatureSet(
+      features=extracted["features"], labels=extracted["labels"], num_classes=num_classes,
+      video_ids=extracted["video_ids"], groups=extracted["groups"], source=source)
+
+
+def subset_metrics(spec, train, test, class_names: list[str], subsets: dict[str, list[str]]):
+  """Re-runs k-NN and linear with the test split restricted to each class subset.
+
+  The classifier still chooses among all classes; only the scored test videos change,
+  so a subset number answers "how often are videos of these classes recognised".
+  """
+  metrics = {}
+  for subset_name, names in subsets.items():
+    wanted = np.isin(test.labels, [class_names.index(n) for n in names])
+    if not wanted.any():
+      continue
+    subset_test = features_lib.FeatureSet(
+        features=test.features[wanted], labels=test.labels[wanted], num_classes=test.num_classes,
+        video_ids=None if test.video_ids is None else test.video_ids[wanted],
+        groups=None if test.groups is None else test.groups[wanted],
+        source=f"{test.source}[{subset_name}]")
+    result = evaluate_features_lib.evaluate_features(spec, train, subset_test,
+                                                     only=SUBSET_EVALUATORS)
+    for name, value in result["metrics"].items():
+      metrics[f"{subset_name}/{name}"] = value
+  return metrics
+
+
+def evaluate_run(workdir: str | pathlib.Path, *, protocol: str, store_dir: str | None = None,
+                 results_file: str | pathlib.Path | None = None, progress: bool = True,
+                 mesh=None, append: bool = True, run_name: str | None = None) -> dict[str, Any]:
+  """Evaluates the latest checkpoint of a pre-training workdir.
+
+  Args:
+    workdir: a `ssvbench pretrain` workdir.
+    protocol: protocol name (configs/protocols/<name>.py) or path.
+    store_dir: prepared store of the evaluation dataset (default: the pre-training store).
+    results_file: JSONL file the record is appended to (default <workdir>/results.jsonl).
+    progress: progress bars.
+    mesh: device mesh for extraction (default: all devices).
+    append: write the record (False returns it only).
+    run_name: name of the run in tables (default: the workdir's name).
+
+  Returns:
+    The result record.
+  """
+  workdir = pathlib.Path(workdir)
+  config, model, step = trainer.load_trained_model(workdir)
+  spec = protocol_lib.load_protocol(protocol)
+  store = store_lib.PreparedStore(store_dir or config.data.store_dir)
+  weights = trainer.params_fingerprint(model.backbone)
+  cache_dir = workdir / "feature_cache"
+  extracted = {}
+  for split in ("train", "test"):
+    extracted[split] = extract.extract_features(
+        model.backbone, store, spec.splits[split], spec.views, mesh=mesh,
+        per_device_batch=spec.get("per_device_batch", 8), cache_dir=cache_dir,
+        weights_fingerprint=weights, progress=progress)
+  train = to_feature_set(extracted["train"], store.num_classes, f"{workdir}:train")
+  test = to_feature_set(extracted["test"], store.num_classes, f"{workdir}:test")
+  result = evaluate_features_lib.evaluate_features(spec, train, test)
+  metrics = dict(result["metrics"])
+  metrics.update(subset_metrics(spec, train, test, store.class_names, load_class_subsets(store)))
+  record = records.make_record(
+      method=config.method.name, backbone=config.model.backbone,
+      pretrain_data=str(config.data.store_dir), dataset=store.dataset,
+      split=spec.splits["test"], protocol=result["protocol"], metrics=metrics,
+      seeds={"pretrain": int(config.seed), "protocol": int(spec.get("seed", 0))},
+      manifest_hash=store.manifest_hash, checkpoint=str(workdir / "checkpoints" / str(step)),
+      run_name=run_name or workdir.name,
+      extra={"pretrain_steps": int(step), "weights_fingerprint": weights,
+             "view_spec": extract.view_spec(spec.views)})
+  if append:
+    records.append_record(results_file or workdir / "results.jsonl", record)
+  logging.info("evaluated %s under %s: %s", workdir, protocol, metrics)
+  return record

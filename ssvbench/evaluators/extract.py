@@ -1,0 +1,122 @@
+"""Deterministic multi-view feature extraction, sharded over the mesh, with a cache.
+
+Extraction is where benchmarks quietly lose comparability: random augmentation left on,
+the last partial batch dropped, numbers that change with the device count. Here the views
+are fixed (clip centres and crops from the protocol), every video is visited once (the
+last batch is padded and masked), and every device always runs the same per-device
+batch shape, so the features are bit-identical whether 1 or 8 devices share the work.
+Features are cached on disk keyed by (weights, dataset manifest, split, view spec).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import pathlib
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tqdm
+from flax import nnx
+
+from ssvbench.data import pipeline
+from ssvbench.methods import base as methods_base
+from ssvbench.train import sharding
+
+VIEW_KEYS = ("num_temporal_views", "num_spatial_crops", "num_frames", "frame_stride", "crop_size")
+
+
+def view_spec(views: Mapping[str, Any]) -> dict[str, int]:
+  """The normalised view spec (the part of a protocol that determines the clips)."""
+  missing = [k for k in VIEW_KEYS if k not in views]
+  if missing:
+    raise ValueError(f"view spec is missing {missing}; expected keys {list(VIEW_KEYS)}.")
+  return {k: int(views[k]) for k in VIEW_KEYS}
+
+
+def cache_key(weights_fingerprint: str, manifest_hash: str, split: str,
+              views: Mapping[str, Any]) -> str:
+  payload = json.dumps({"weights": weights_fingerprint, "manifest": manifest_hash,
+                        "split": split, "views": view_spec(views)}, sort_keys=True)
+  return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+def _make_forward(graphdef, mesh):
+  def forward(state, views):
+    backbone = nnx.merge(graphdef, state)
+    return methods_base.encode_views(backbone, views).reshape(
+        views.shape[0], views.shape[1], -1)
+  return jax.jit(forward, in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),
+                 out_shardings=sharding.batch_sharding(mesh))
+
+
+def extract_features(backbone: nnx.Module, store, split: str, views: Mapping[str, Any], *,
+                     mesh=None, per_device_batch: int = 8, cache_dir: str | pathlib.Path | None = None,
+                     weights_fingerprint: str | None = None, progress: bool = True) -> dict[str, np.ndarray]:
+  """Extracts [N, V, D] features of every video of a split.
+
+  Args:
+    backbone: the encoder, in eval mode.
+    store: a `PreparedStore`.
+    split: which split of the store.
+    views: view spec (see `VIEW_KEYS`).
+    mesh: device mesh (default: all devices on the data axis).
+    per_device_batch: videos per device per call; fixed so results do not depend on the
+      number of devices.
+    cache_dir: if given, features are read from / written to `<cache_dir>/<key>.npz`.
+    weights_fingerprint: identity of the weights for the cache key (required with cache_dir).
+    progress: show a progress bar.
+
+  Returns:
+    dict with `features` float32 [N, V, D], `labels` int [N], `video_ids` [N], `groups` [N].
+  """
+  spec = view_spec(views)
+  mesh = mesh if mesh is not None else sharding.make_mesh()
+  videos = store.videos(split)
+  meta = {
+      "labels": np.asarray([v["label"] for v in videos], np.int64),
+      "video_ids": np.asarray([v["video_id"] for v in videos]),
+      "groups": np.asarray([v["group"] for v in videos]),
+  }
+  cache_file = None
+  if cache_dir is not None:
+    if weights_fingerprint is None:
+      raise ValueError("extract_features: a cache needs the weights' fingerprint.")
+    key = cache_key(weights_fingerprint, store.manifest_hash, split, spec)
+    cache_file = pathlib.Path(cache_dir) / f"{key}.npz"
+    if cache_file.is_file():
+      with np.load(cache_file) as cached:
+        logging.info("features of %s/%s from cache %s", store.dataset, split, cache_file)
+        return {"features": cached["features"], **meta}
+  if not videos:
+    raise ValueError(f"split {split!r} of {store.dataset} has no decoded videos.")
+
+  global_batch = per_device_batch * sharding.data_parallel_size(mesh)
+  dataset = pipeline.make_eval_dataset(
+      store.data_source(split), num_temporal_views=spec["num_temporal_views"],
+      num_spatial_crops=spec["num_spatial_crops"], num_frames=spec["num_frames"],
+      frame_stride=spec["frame_stride"], crop_size=spec["crop_size"], batch_size=global_batch,
+      process_index=jax.process_index(), process_count=jax.process_count())
+  graphdef, state = nnx.split(backbone)
+  forward = _make_forward(graphdef, mesh)
+  state = sharding.replicate(state, mesh)
+  chunks = []
+  num_batches = pipeline.num_eval_batches(len(videos), global_batch)
+  for batch in tqdm.tqdm(dataset, total=num_batches, desc=f"extract {split}", unit="batch",
+                         disable=not progress or jax.process_index() != 0, leave=False):
+    views_array = sharding.global_batch({"views": batch["views"], "mask": batch["mask"]}, mesh)
+    features = forward(state, views_array["views"])
+    mask = sharding.to_host(views_array["mask"])
+    chunks.append(sharding.to_host(features)[mask])
+  features = np.concatenate(chunks).astype(np.float32)
+  if len(features) != len(videos):
+    raise RuntimeError(f"extracted {len(features)} videos of {split}, expected {len(videos)}.")
+  if cache_file is not None and jax.process_index() == 0:
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache_file.with_suffix(".tmp.npz")
+    np.savez(tmp, features=features)
+    tmp.replace(cache_file)
+  return {"features": features, **meta}

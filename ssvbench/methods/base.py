@@ -1,0 +1,105 @@
+"""What a pre-training method is, and the registry that selects one by config.
+
+A method owns two things: the model it trains around a backbone (heads, predictors,
+EMA targets...) and its loss on a global batch. The trainer, data pipeline and
+checkpointing are shared, so methods differ only where their papers differ.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+from flax import nnx
+
+# Kinetics RGB statistics, the convention of the field's video models.
+CLIP_MEAN = (0.45, 0.45, 0.45)
+CLIP_STD = (0.225, 0.225, 0.225)
+
+
+def normalize_clips(clips: jax.Array, dtype=jnp.float32) -> jax.Array:
+  """uint8 [..., 3] clips to normalised floats, on device (the host ships bytes)."""
+  x = clips.astype(jnp.float32) / 255.0
+  x = (x - jnp.asarray(CLIP_MEAN)) / jnp.asarray(CLIP_STD)
+  return x.astype(dtype)
+
+
+class Method:
+  """Base class. Subclasses set `name` and implement `build_model` and `loss`."""
+
+  name: str = ""
+  # Clips per video the pipeline must deliver (rho); 2 for two-view methods.
+  uses_labels: bool = False
+
+  def __init__(self, config: ml_collections.ConfigDict):
+    self.config = config
+
+  @property
+  def num_views(self) -> int:
+    return int(self.config.get("num_views", 2))
+
+  @property
+  def trains(self) -> bool:
+    """False for baselines that only initialise (random init)."""
+    return True
+
+  def build_model(self, backbone: nnx.Module, num_classes: int, rngs: nnx.Rngs) -> nnx.Module:
+    raise NotImplementedError
+
+  def loss(self, model: nnx.Module, batch: dict[str, jax.Array],
+           rng: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Returns (scalar loss, metrics) on the global batch; metrics are means."""
+    raise NotImplementedError
+
+  def after_step(self, model: nnx.Module, step: jax.Array) -> None:
+    """Hook for state updated outside the gradient (EMA targets, queues)."""
+
+
+_REGISTRY: dict[str, Callable[[ml_collections.ConfigDict], Method]] = {}
+
+
+def register(cls):
+  _REGISTRY[cls.name] = cls
+  return cls
+
+
+def available_methods() -> list[str]:
+  _import_all()
+  return sorted(_REGISTRY)
+
+
+def get_method(config: ml_collections.ConfigDict) -> Method:
+  """Instantiates the method named by `config.name`."""
+  _import_all()
+  if config.name not in _REGISTRY:
+    raise ValueError(f"unknown method {config.name!r}; available: {', '.join(sorted(_REGISTRY))}.")
+  return _REGISTRY[config.name](config)
+
+
+def _import_all() -> None:
+  # Methods register themselves on import; importing here keeps the registry complete.
+  from ssvbench.methods import simclr, supervised  # noqa: F401
+
+
+class ProjectionHead(nnx.Module):
+  """MLP projector (Linear-BN-ReLU)x(depth-1) + Linear, as in SimCLR/CVRL."""
+
+  def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, depth: int, rngs: nnx.Rngs):
+    dims = [in_dim] + [hidden_dim] * (depth - 1) + [out_dim]
+    self.linears = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(dims[:-1], dims[1:])])
+    self.norms = nnx.List([nnx.BatchNorm(b, momentum=0.9, rngs=rngs) for b in dims[1:-1]])
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    for linear, norm in zip(self.linears[:-1], self.norms):
+      x = jax.nn.relu(norm(linear(x)))
+    return self.linears[-1](x)
+
+
+def encode_views(backbone: nnx.Module, clips: jax.Array) -> jax.Array:
+  """Runs the backbone on [B, V, T, H, W, 3] uint8 clips; returns [B, V, D] features."""
+  batch, views = clips.shape[:2]
+  x = normalize_clips(clips.reshape((batch * views,) + clips.shape[2:]))
+  features = backbone(x)
+  return features.reshape(batch, views, -1)

@@ -1,0 +1,58 @@
+"""Base configs shared by the config files in configs/ and by the quickstart.
+
+Config files stay the user-facing unit (`--config configs/pretrain/...py:runlocal`), but
+the SynthActions recipe is also needed by `ssvbench quickstart` from an installed
+package, where configs/ may not exist; so its body lives here, once.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+# Method settings for the SynthActions budget. Temperatures follow CVRL/SimCLR practice
+# for small batches.
+METHOD_DEFAULTS = {
+    "simclr": dict(name="simclr", temperature=0.1, num_views=2, proj_hidden_dim=256,
+                   proj_dim=128, proj_depth=2),
+    "supervised": dict(name="supervised", num_views=1),
+    "random_init": dict(name="random_init", num_views=1),
+}
+
+
+def synthactions_pretrain(method: str = "simclr", store_dir: str = "ssvbench_data/synthactions/store",
+                          runlocal: bool = False) -> ml_collections.ConfigDict:
+  """Pre-training on SynthActions with the CPU backbone.
+
+  Args:
+    method: a key of METHOD_DEFAULTS.
+    store_dir: the prepared SynthActions store (`ssvbench prepare synthactions --out DIR`
+      writes it to DIR/store).
+    runlocal: shrink to a smoke run (tiny backbone, a few steps).
+  """
+  if method not in METHOD_DEFAULTS:
+    raise ValueError(f"no SynthActions recipe for method {method!r}; "
+                     f"available: {', '.join(METHOD_DEFAULTS)}.")
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.data = ml_collections.ConfigDict(dict(
+      store_dir=store_dir, split="train", num_frames=8, frame_stride=2, crop_size=32,
+      worker_count=0,
+      augment=dict(enabled=True, crop_scale=(0.3, 1.0), crop_aspect=(0.75, 1.333),
+                   flip_prob=0.5, color_jitter_prob=0.8, brightness=0.4, contrast=0.4,
+                   saturation=0.4, hue=0.1, grayscale_prob=0.2)))
+  config.model = ml_collections.ConfigDict(dict(backbone="r3d_cpu", dtype="float32"))
+  config.method = ml_collections.ConfigDict(METHOD_DEFAULTS[method])
+  config.train = ml_collections.ConfigDict(dict(
+      batch_size=32, num_steps=300, log_every=10, checkpoint_every=100, keep_checkpoints=2))
+  config.optim = ml_collections.ConfigDict(dict(
+      name="adamw", lr=2e-3, weight_decay=1e-4, warmup_steps=20, final_lr_fraction=0.0,
+      momentum=0.9))
+  config.mesh = ml_collections.ConfigDict(dict(data=-1))
+  if runlocal:
+    config.model.backbone = "r3d_tiny"
+    config.train.batch_size = 8
+    config.train.num_steps = 4
+    config.train.log_every = 2
+    config.train.checkpoint_every = 2
+    config.optim.warmup_steps = 1
+  return config

@@ -1,0 +1,243 @@
+"""The one training loop, for every method.
+
+`jax.jit` of a plain function over the split NNX state (graphdef static, parameters and
+batch statistics as pytrees), with `NamedSharding`s on a mesh from the config and the
+train state donated. The loop feeds global batches assembled from each process's rows,
+logs sums over the logging interval to `metrics.jsonl` and TensorBoard, shows steps/s
+and ETA, and checkpoints the train state together with the data iterator so that
+`resume=True` continues exactly where the run stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import pathlib
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx
+
+from ssvbench import config as config_lib
+from ssvbench.data import pipeline, store as store_lib
+from ssvbench.methods import base as methods_base
+from ssvbench.models import registry as models
+from ssvbench.train import checkpoint as checkpoint_lib
+from ssvbench.train import progress as progress_lib
+from ssvbench.train import sharding
+
+CHECKPOINT_SUBDIR = "checkpoints"
+
+
+@dataclasses.dataclass
+class TrainResult:
+  workdir: pathlib.Path
+  step: int
+  last_metrics: dict[str, float]
+
+
+def build_model(config: ml_collections.ConfigDict, num_classes: int):
+  """Builds (method, model) from a pre-training config; deterministic in `config.seed`."""
+  method = methods_base.get_method(config.method)
+  rngs = nnx.Rngs(params=config.seed, dropout=config.seed + 1)
+  dtype = jnp.dtype(config.model.get("dtype", "float32"))
+  overrides = dict(config.model.get("overrides", {}) or {})
+  backbone = models.build_backbone(config.model.backbone, rngs=rngs, dtype=dtype, **overrides)
+  return method, method.build_model(backbone, num_classes, rngs)
+
+
+def make_optimizer(optim: ml_collections.ConfigDict, num_steps: int) -> optax.GradientTransformation:
+  """Optimiser with linear warm-up and cosine decay, from `config.optim`."""
+  warmup = min(int(optim.get("warmup_steps", 0)), max(num_steps - 1, 0))
+  schedule = optax.warmup_cosine_decay_schedule(
+      init_value=0.0 if warmup else optim.lr, peak_value=optim.lr, warmup_steps=warmup,
+      decay_steps=max(num_steps, warmup + 1), end_value=optim.lr * optim.get("final_lr_fraction", 0.0))
+  name = optim.name
+  weight_decay = optim.get("weight_decay", 0.0)
+  if name == "adamw":
+    return optax.adamw(schedule, weight_decay=weight_decay)
+  if name == "sgd":
+    return optax.chain(optax.add_decayed_weights(weight_decay),
+                       optax.sgd(schedule, momentum=optim.get("momentum", 0.9), nesterov=False))
+  if name == "lars":
+    return optax.lars(schedule, weight_decay=weight_decay, momentum=optim.get("momentum", 0.9))
+  raise ValueError(f"config.optim.name={name!r}: expected one of adamw, sgd, lars.")
+
+
+def split_model(model: nnx.Module):
+  """(graphdef, params, rest): rest holds batch statistics and other non-trained state."""
+  return nnx.split(model, nnx.Param, ...)
+
+
+def make_train_step(method, graphdef, optimizer, mesh):
+  """The jitted step: (state, batch) -> (state, metrics), state donated."""
+
+  def step_fn(state, batch):
+    rng = jax.random.fold_in(state["rng"], state["step"])
+
+    # `rest` enters as an argument so that batch statistics are created at the grad
+    # trace level and may be updated there.
+    def loss_fn(params, rest):
+      model = nnx.merge(graphdef, params, rest, copy=True)
+      loss, metrics = method.loss(model, batch, rng)
+      method.after_step(model, state["step"])
+      _, _, rest = split_model(model)
+      return loss, (metrics, rest)
+
+    (_, (metrics, rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state["params"], state["rest"])
+    updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
+    params = optax.apply_updates(state["params"], updates)
+    metrics["grad_norm"] = optax.global_norm(grads)
+    new_state = dict(state, params=params, rest=rest, opt_state=opt_state, step=state["step"] + 1)
+    return new_state, metrics
+
+  replicated = sharding.replicated(mesh)
+  return jax.jit(step_fn, in_shardings=(replicated, sharding.batch_sharding(mesh)),
+                 out_shardings=(replicated, replicated), donate_argnums=0)
+
+
+def init_state(model, optimizer, seed: int, mesh):
+  graphdef, params, rest = split_model(model)
+  state = {
+      "params": params,
+      "rest": rest,
+      "opt_state": optimizer.init(params),
+      "step": jnp.zeros((), jnp.int32),
+      "rng": jax.random.PRNGKey(seed + 2),
+  }
+  return graphdef, sharding.replicate(state, mesh)
+
+
+def open_store(config: ml_collections.ConfigDict) -> store_lib.PreparedStore:
+  return store_lib.PreparedStore(config.data.store_dir)
+
+
+def make_data_iterator(config, store, method):
+  dataset = pipeline.make_train_dataset(
+      store.data_source(config.data.get("split", "train")),
+      num_clips=method.num_views,
+      num_frames=config.data.num_frames,
+      frame_stride=config.data.frame_stride,
+      crop_size=config.data.crop_size,
+      global_batch_size=config.train.batch_size,
+      seed=config.seed,
+      process_index=jax.process_index(),
+      process_count=jax.process_count(),
+      augment=config.data.get("augment", None),
+      worker_count=config.data.get("worker_count", 0),
+  )
+  return iter(dataset)
+
+
+def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
+          resume: bool = False, progress: bool = True) -> TrainResult:
+  """Pre-trains `config.method` on `config.data` and checkpoints into `workdir`.
+
+  Args:
+    config: a pre-training config (see configs/pretrain/).
+    workdir: where checkpoints, metrics.jsonl, TensorBoard logs and config.json go.
+    resume: continue from the latest checkpoint in `workdir` (model, optimiser and data
+      order); without it, a workdir that already holds checkpoints is an error.
+    progress: show a progress bar.
+
+  Returns:
+    The final step and the last logged metrics.
+  """
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  mesh = sharding.make_mesh(config.get("mesh", None))
+  store = open_store(config)
+  method, model = build_model(config, store.num_classes)
+  num_steps = int(config.train.num_steps) if method.trains else 0
+  global_batch = int(config.train.batch_size)
+  if global_batch % sharding.data_parallel_size(mesh):
+    raise ValueError(f"config.train.batch_size={global_batch} is not divisible by the "
+                     f"{sharding.data_parallel_size(mesh)} devices of the data axis.")
+  model.train()
+  optimizer = make_optimizer(config.optim, num_steps)
+  graphdef, state = init_state(model, optimizer, config.seed, mesh)
+
+  checkpointer = checkpoint_lib.Checkpointer(workdir / CHECKPOINT_SUBDIR,
+                                             max_to_keep=config.train.get("keep_checkpoints", 2))
+  data_iterator = make_data_iterator(config, store, method) if num_steps else None
+  start_step = 0
+  if checkpointer.latest_step() is not None:
+    if not resume:
+      raise FileExistsError(f"{workdir} already holds checkpoints (latest step "
+                            f"{checkpointer.latest_step()}); pass --resume to continue it, or "
+                            "choose a new workdir.")
+    start_step, state = checkpointer.restore(state, data_iterator)
+    logging.info("resumed from step %d", start_step)
+  elif resume:
+    logging.info("no checkpoint in %s yet, starting from scratch.", workdir)
+  if jax.process_index() == 0:
+    (workdir / "config.json").write_text(config_lib.to_json(config))
+
+  last_metrics: dict[str, float] = {}
+  if num_steps and start_step < num_steps:
+    train_step = make_train_step(method, graphdef, optimizer, mesh)
+    logger = progress_lib.MetricLogger(workdir, total_steps=num_steps, start_step=start_step,
+                                       show_bar=progress, description=f"pretrain {method.name}")
+    log_every = int(config.train.get("log_every", 10))
+    checkpoint_every = int(config.train.get("checkpoint_every", 0)) or num_steps
+    try:
+      for step in range(start_step + 1, num_steps + 1):
+        local = next(data_iterator)
+        batch = sharding.global_batch({"clips": local["clips"], "label": local["label"]}, mesh)
+        state, metrics = train_step(state, batch)
+        logger.accumulate(jax.device_get(metrics))
+        if step % log_every == 0 or step == num_steps:
+          last_metrics = logger.write(step)
+        else:
+          logger.tick(step)
+        if step % checkpoint_every == 0 or step == num_steps:
+          checkpointer.save(step, state, data_iterator)
+    finally:
+      logger.close()
+  elif checkpointer.latest_step() is None:
+    checkpointer.save(0, state, data_iterator)
+  final_step = checkpointer.latest_step()
+  checkpointer.close()
+  return TrainResult(workdir=workdir, step=int(final_step), last_metrics=last_metrics)
+
+
+def load_trained_model(workdir: str | pathlib.Path, step: int | None = None):
+  """Rebuilds a run's model from its config.json and restores its checkpoint.
+
+  Returns:
+    (config, model) with the model in eval mode.
+  """
+  workdir = pathlib.Path(workdir)
+  config_file = workdir / "config.json"
+  if not config_file.is_file():
+    raise FileNotFoundError(f"{workdir} is not a pre-training workdir (no config.json); "
+                            "run `ssvbench pretrain` first.")
+  config = ml_collections.ConfigDict(json.loads(config_file.read_text()))
+  store = open_store(config)
+  method, model = build_model(config, store.num_classes)
+  model.train()
+  optimizer = make_optimizer(config.optim, int(config.train.num_steps) if method.trains else 0)
+  mesh = sharding.make_mesh(config.get("mesh", None))
+  graphdef, state = init_state(model, optimizer, config.seed, mesh)
+  restored_step, state = checkpoint_lib.restore_state_only(workdir / CHECKPOINT_SUBDIR, state, step)
+  model = nnx.merge(graphdef, state["params"], state["rest"])
+  model.eval()
+  return config, model, restored_step
+
+
+def params_fingerprint(model: nnx.Module) -> str:
+  """A hash of a model's weights: the identity of a checkpoint for feature caches."""
+  import hashlib
+  digest = hashlib.sha256()
+  for path, leaf in sorted(jax.tree_util.tree_leaves_with_path(nnx.state(model)),
+                           key=lambda kv: jax.tree_util.keystr(kv[0])):
+    digest.update(jax.tree_util.keystr(path).encode())
+    digest.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
+  return digest.hexdigest()[:16]

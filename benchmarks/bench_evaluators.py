@@ -59,6 +59,8 @@ def _child(method: str, size: str, k: int, center: bool, brute_queries: int) -> 
   gallery = _features(num_gallery, dim, 0)
   queries = _features(num_queries, dim, 1)
   if method == "brute":
+    if center:  # Centre with the mean of ALL queries, as the full computation would.
+      queries -= queries.mean(axis=0)
     queries = queries[:brute_queries].copy()
   else:
     from ssvbench.evaluators import knn  # Library memory (jax, XLA) counts as input.
@@ -68,9 +70,9 @@ def _child(method: str, size: str, k: int, center: bool, brute_queries: int) -> 
   if method == "chunked":
     _, ids = knn.top_k_cosine(queries, gallery, k, center=center)
   else:
-    q, g = queries.astype(np.float32), gallery
+    q, g = queries, gallery
     if center:
-      q, g = q - q.mean(0), g - g.mean(0)
+      g = g - g.mean(0)
     q = q / np.linalg.norm(q, axis=1, keepdims=True)
     g = g / np.linalg.norm(g, axis=1, keepdims=True)
     sims = q @ g.T
@@ -125,6 +127,10 @@ def main() -> None:
                       help="queries for the brute force (default: all for small, 500 for "
                            "kinetics)")
   parser.add_argument("--kernel", action="store_true", help="compare the chunk kernels only")
+  parser.add_argument("--searches", default="knn,retrieval",
+                      help="comma-separated subset of knn,retrieval")
+  parser.add_argument("--methods", default="chunked,brute",
+                      help="comma-separated subset of chunked,brute")
   parser.add_argument("--child", nargs=5, metavar=("METHOD", "SIZE", "K", "CENTER", "BRUTEQ"),
                       help=argparse.SUPPRESS)
   args = parser.parse_args()
@@ -139,23 +145,29 @@ def main() -> None:
   brute_queries = args.brute_queries or (num_queries if args.size == "small" else 500)
   print(f"size={args.size}: gallery {num_gallery} x {dim}, queries {num_queries}, float32; "
         f"{os.cpu_count()} CPU cores; brute force on {brute_queries} queries")
-  for name, k, center in (("k-NN (k=20)", 20, "0"), ("retrieval (k=50, centred)", 50, "1")):
-    chunked = _run_child("chunked", args.size, str(k), center, "0")
-    brute = _run_child("brute", args.size, str(k), center, str(brute_queries))
-    scale = num_queries / brute["queries_run"]
-    pairs = list(zip(chunked["ids_head"], brute["ids_head"]))
-    same = sum(a == b for a, b in pairs) / len(pairs)
-    full_matrix_mb = num_queries * num_gallery * 4 / 2**20
+  searches = {"knn": ("k-NN (k=20)", 20, "0"), "retrieval": ("retrieval (k=50, centred)", 50, "1")}
+  methods = args.methods.split(",")
+  full_matrix_mb = num_queries * num_gallery * 4 / 2**20
+  for search in args.searches.split(","):
+    name, k, center = searches[search]
     print(f"\n{name}")
-    print(f"  chunked (ssvbench): {chunked['seconds']:8.1f} s, "
-          f"peak +{chunked['peak_extra_mb']:7.0f} MB over the {chunked['input_mb']:.0f} MB input")
-    label = "measured" if scale == 1 else f"extrapolated x{scale:g} from {brute['queries_run']}"
-    print(f"  numpy brute force:  {brute['seconds'] * scale:8.1f} s ({label}), "
-          f"peak +{brute['peak_extra_mb']:7.0f} MB on {brute['queries_run']} queries; the full "
-          f"similarity matrix alone is {full_matrix_mb:.0f} MB")
-    print(f"  identical ranked neighbour lists: {100 * same:.1f}% of the first {len(pairs)} "
-          "queries")
-
+    runs = {}
+    if "chunked" in methods:
+      runs["chunked"] = chunked = _run_child("chunked", args.size, str(k), center, "0")
+      print(f"  chunked (ssvbench): {chunked['seconds']:8.1f} s, peak "
+            f"+{chunked['peak_extra_mb']:7.0f} MB over the {chunked['input_mb']:.0f} MB input")
+    if "brute" in methods:
+      runs["brute"] = brute = _run_child("brute", args.size, str(k), center, str(brute_queries))
+      scale = num_queries / brute["queries_run"]
+      label = "measured" if scale == 1 else f"extrapolated x{scale:g} from {brute['queries_run']}"
+      print(f"  numpy brute force:  {brute['seconds'] * scale:8.1f} s ({label}), peak "
+            f"+{brute['peak_extra_mb']:7.0f} MB on {brute['queries_run']} queries; the full "
+            f"similarity matrix alone is {full_matrix_mb:.0f} MB")
+    if len(runs) == 2:
+      pairs = list(zip(runs["chunked"]["ids_head"], runs["brute"]["ids_head"]))
+      same = sum(a == b for a, b in pairs) / len(pairs)
+      print(f"  identical ranked neighbour lists: {100 * same:.1f}% of the first {len(pairs)} "
+            "queries")
 
 if __name__ == "__main__":
   main()

@@ -7,6 +7,11 @@ usable. This writes synthetic MPEG-4 AVI clips of UCF101's size (default 40 clip
 which would inflate both codecs' cost), prepares them with 1 and 2 workers and prints
 the figures. A timed `decode_video` pass separates decoding from JPEG encoding.
 
+Per-core figures are given two ways: wall-clock rate / workers (what a dedicated
+machine shows), and rate per CPU-second (user + system time of this process and its
+workers), which stays meaningful on a machine shared with other jobs, where wall-clock
+time includes waiting for a core. The load average is printed with them.
+
 Run:
   /work/venv/bin/python benchmarks/bench_prepare.py [--num_videos 40] [--workers 1 2]
 """
@@ -14,6 +19,7 @@ Run:
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -51,6 +57,12 @@ def write_clip(path: Path, num_frames: int, height: int, width: int, seed: int) 
       container.mux(packet)
 
 
+def cpu_seconds() -> float:
+  """User + system CPU seconds of this process and its finished child processes."""
+  times = os.times()
+  return times.user + times.system + times.children_user + times.children_system
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--num_videos", type=int, default=40)
@@ -74,28 +86,34 @@ def main() -> None:
     source_mb = sum(p.stat().st_size for p in source_dir.rglob("*.avi")) / 1e6
     print(f"{args.num_videos} clips of {args.num_frames} frames at "
           f"{args.height}x{args.width}, {source_mb:.1f} MB of MPEG-4 AVI; "
-          f"short_side={args.short_side}")
+          f"short_side={args.short_side}; {os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.1f}")
 
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), cpu_seconds()
     for entry in entries:
       decode.decode_video(source_dir / entry.rel_path, short_side=args.short_side)
     decode_seconds = time.perf_counter() - start
+    decode_cpu = cpu_seconds() - start_cpu
     print(f"decode only (1 process): {args.num_videos / decode_seconds:.1f} videos/s, "
-          f"{args.num_videos * args.num_frames / decode_seconds:.0f} frames/s")
+          f"{args.num_videos * args.num_frames / decode_seconds:.0f} frames/s; per "
+          f"CPU-second {args.num_videos / decode_cpu:.1f} videos, "
+          f"{args.num_videos * args.num_frames / decode_cpu:.0f} frames")
 
     for num_workers in args.workers:
       out_dir = Path(scratch) / f"out_{num_workers}"
-      start = time.perf_counter()
+      start, start_cpu = time.perf_counter(), cpu_seconds()
       prepare_dataset(index, source_dir, out_dir, short_side=args.short_side,
                       num_workers=num_workers, progress=False)
       seconds = time.perf_counter() - start
+      cpu = cpu_seconds() - start_cpu
       stored_mb = sum(p.stat().st_size for p in out_dir.glob("*.array_record")) / 1e6
       print(f"prepare, {num_workers} worker(s): {seconds:.2f} s, "
             f"{args.num_videos / seconds:.1f} videos/s "
             f"({args.num_videos / seconds / num_workers:.1f} per core), "
             f"{source_mb / seconds:.2f} MB/s "
-            f"({source_mb / seconds / num_workers:.2f} per core); "
-            f"store {stored_mb:.1f} MB")
+            f"({source_mb / seconds / num_workers:.2f} per core); per CPU-second "
+            f"{args.num_videos / cpu:.1f} videos, {source_mb / cpu:.2f} MB "
+            f"({cpu:.1f} CPU-s); store {stored_mb:.1f} MB")
 
 
 if __name__ == "__main__":

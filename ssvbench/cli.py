@@ -43,36 +43,67 @@ def cmd_quickstart(args, overrides) -> int:
 
 def cmd_prepare(args, overrides) -> int:
   from ssvbench.data import sources
-  if args.dataset == "synthactions":
-    from ssvbench.data import synthactions
-    config = _load_config(args.config, overrides) if args.config else synthactions.default_config()
-    source_dir = args.source_dir or os.path.join(args.out, "source")
-    synthactions.generate(source_dir, config)
-    args.source_dir = os.path.join(source_dir, "videos")
-    args.splits_dir = args.splits_dir or os.path.join(source_dir, "ucfTrainTestlist")
-  elif overrides:
+  if args.dataset == "synthactions" and not args.dry_run:
+    return _prepare_synthactions(args, overrides)
+  if overrides:
     raise SystemExit(f"prepare {args.dataset}: --config.* overrides apply to synthactions only.")
   if not args.source_dir:
     raise SystemExit(f"prepare {args.dataset}: --source-dir is required (the folder with the videos).")
+  if not args.dry_run and not args.out:
+    raise SystemExit(f"prepare {args.dataset}: --out is required.")
+  if not args.dry_run and os.path.exists(args.out) and not os.path.isdir(args.out):
+    raise ValueError(f"--out {args.out} is a file; expected a folder for the store.")
+  # HMDB51's `unused` clips are read by no protocol: listed as skipped, not decoded.
+  skip_splits = () if args.include_unused else ("unused",)
+  index, find_video, report = sources.inspect_source(
+      args.dataset, args.source_dir, args.splits_dir, args.split, skip_splits=skip_splits,
+      max_missing_fraction=args.max_missing_fraction)
+  warning = sources.split_files_warning(args.dataset, args.splits_dir,
+                                        report["split_file_differences"],
+                                        report["official_split_files"])
+  if warning:
+    print(warning, file=sys.stderr)
   if args.dry_run:
-    report = sources.dry_run(args.dataset, args.source_dir, args.splits_dir, split=args.split)
     print(json.dumps(report, indent=2))
     return 0
-  if not args.out:
-    raise SystemExit(f"prepare {args.dataset}: --out is required.")
   from ssvbench.data import prepare
-  index, find_video = sources.load_index(args.dataset, args.source_dir, args.splits_dir,
-                                         split=args.split)
-  max_missing = args.max_missing_fraction
-  if max_missing is None:
-    max_missing = sources.DATASETS[args.dataset].max_missing_fraction
+  spec = sources.get_spec(args.dataset)
   manifest = prepare.prepare_dataset(
       index, args.source_dir, os.path.join(args.out, "store") if args.dataset == "synthactions"
       else args.out, find_video=find_video, short_side=args.short_side, fps=args.fps,
-      num_workers=args.workers, max_missing_fraction=max_missing,
-      allow_missing=args.allow_missing, progress=not args.no_progress)
-  print(json.dumps({"manifest_hash": manifest["manifest_hash"], "counts": manifest["counts"]},
-                   indent=2))
+      num_workers=args.workers, max_missing_fraction=report["max_missing_fraction"],
+      allow_missing=args.allow_missing, skip_splits=skip_splits,
+      # Recorded for datasets with official numbered splits, so results can report
+      # split 1 and the 3-split mean apart.
+      official_split=args.split if spec.official_splits else None,
+      official_split_files=report["official_split_files"],
+      progress=not args.no_progress)
+  print(json.dumps({"manifest_hash": manifest["manifest_hash"],
+                    "official_split": manifest.get("official_split"),
+                    "official_split_files": manifest.get("official_split_files"),
+                    "counts": manifest["counts"]}, indent=2))
+  return 0
+
+
+def _prepare_synthactions(args, overrides) -> int:
+  """Generates SynthActions (config: configs/synthactions.py) and prepares it into <out>/store."""
+  import pathlib
+  from ssvbench import quickstart
+  from ssvbench.data import store as store_lib
+  if not args.out:
+    raise SystemExit("prepare synthactions: --out is required.")
+  config = quickstart.default_config()
+  if args.config:
+    config.synth = _load_config(args.config, overrides)
+  elif overrides:
+    from ssvbench import config as config_lib
+    config.synth = config_lib.apply_overrides(config.synth, overrides)
+  config.prepare.workers = args.workers
+  store_dir = quickstart.prepare_synthactions(config, pathlib.Path(args.out),
+                                              progress=not args.no_progress)
+  store = store_lib.PreparedStore(store_dir)
+  print(json.dumps({"store": str(store_dir), "manifest_hash": store.manifest_hash,
+                    "counts": store.manifest["counts"]}, indent=2))
   return 0
 
 
@@ -108,8 +139,9 @@ def cmd_leaderboard(args, overrides) -> int:
   if args.out:
     tables.write_tables(all_records, args.out, args.basename)
   else:
-    for table in tables.leaderboards(all_records, metrics=args.metrics):
-      print(tables.render(table, args.format))
+    render = {"md": tables.to_markdown, "csv": tables.to_csv, "latex": tables.to_latex,
+              "html": tables.to_html}[args.format]
+    print(render(tables.leaderboards(all_records, metrics=args.metrics)))
   return 0
 
 
@@ -143,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--splits-dir", help="split/annotation files (default: the official ones "
                  "shipped with ssvbench, where licensing allows)")
   p.add_argument("--out", help="output folder of the prepared store")
-  p.add_argument("--split", type=int, default=1, help="official split number (UCF101/HMDB51)")
+  p.add_argument("--split", type=int, default=1, help="official split number, 1-3 for "
+                 "UCF101/HMDB51 (one store per split; recorded in the manifest)")
   p.add_argument("--dry-run", action="store_true", help="check layout and split files, print "
                  "counts of listed/found/missing videos as JSON, decode nothing")
   p.add_argument("--short-side", type=int, default=None, help="resize the short side to this")
@@ -153,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
                  help="fail when more videos are missing (default 0 for UCF101/HMDB51, 0.1 "
                  "for Kinetics)")
   p.add_argument("--allow-missing", action="store_true", help="prepare whatever is present")
+  p.add_argument("--include-unused", action="store_true", help="HMDB51: also decode the "
+                 "clips marked unused (id 0) in the split files; by default they are listed "
+                 "in the manifest as skipped")
   p.add_argument("--no-progress", action="store_true")
   p.add_argument("--config", default=None, help="synthactions only: generator config file")
   p.set_defaults(func=cmd_prepare)
@@ -204,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
                       format="%(asctime)s %(levelname)s %(name)s: %(message)s")
   for noisy in ("absl", "jax._src", "orbax", "tensorflow"):
     logging.getLogger(noisy).setLevel(logging.WARNING)
+  if args.command in ("quickstart", "pretrain", "evaluate"):
+    from ssvbench import runtime
+    runtime.configure_jax()
   try:
     return args.func(args, overrides)
   except (config_lib.ConfigError, FileNotFoundError, FileExistsError, ValueError) as e:

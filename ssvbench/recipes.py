@@ -16,6 +16,31 @@ METHOD_DEFAULTS = {
                    proj_dim=128, proj_depth=2),
     "supervised": dict(name="supervised", num_views=1),
     "random_init": dict(name="random_init", num_views=1),
+    # The method zoo under the same budget. Widths follow the CPU backbone (128-d
+    # features); momentum_steps=None is filled by `synthactions_pretrain` with a reference
+    # to config.train.num_steps, so the cosine momentum schedules span the whole run.
+    "moco_v2": dict(name="moco_v2", temperature=0.2, queue_size=256, momentum=0.99,
+                    momentum_schedule="constant", momentum_steps=None, num_views=2,
+                    proj_hidden_dim=256, proj_dim=128, proj_depth=2),
+    "moco_v3": dict(name="moco_v3", temperature=0.2, queue_size=0, momentum=0.99,
+                    momentum_schedule="cosine", momentum_steps=None, num_views=2,
+                    proj_hidden_dim=256, proj_dim=128, proj_depth=3, pred_hidden_dim=256),
+    "byol": dict(name="byol", momentum=0.99, momentum_schedule="cosine", momentum_steps=None,
+                 num_views=2, proj_hidden_dim=256, proj_dim=128, proj_depth=2,
+                 pred_hidden_dim=256),
+    "simsiam": dict(name="simsiam", num_views=2, proj_hidden_dim=256, proj_dim=128,
+                    proj_depth=3, pred_hidden_dim=32),
+    # One epoch of the 420 training videos at batch 32 is ~13 steps (SwAV freezes one).
+    "swav": dict(name="swav", num_prototypes=32, temperature=0.1, sinkhorn_epsilon=0.05,
+                 sinkhorn_iterations=3, freeze_prototypes_steps=13, queue_size=0,
+                 queue_start_step=0, num_views=2, proj_hidden_dim=256, proj_dim=128,
+                 proj_depth=2),
+    "barlow_twins": dict(name="barlow_twins", lambd=0.005, num_views=2, proj_hidden_dim=512,
+                         proj_dim=512, proj_depth=3),
+    "vicreg": dict(name="vicreg", sim_coeff=25.0, std_coeff=25.0, cov_coeff=1.0, num_views=2,
+                   proj_hidden_dim=512, proj_dim=512, proj_depth=3),
+    "supcon": dict(name="supcon", temperature=0.1, num_views=2, proj_hidden_dim=256,
+                   proj_dim=128, proj_depth=2),
 }
 
 
@@ -48,6 +73,9 @@ def synthactions_pretrain(method: str = "simclr", store_dir: str = "ssvbench_dat
       name="adamw", lr=2e-3, weight_decay=1e-4, warmup_steps=20, final_lr_fraction=0.0,
       momentum=0.9))
   config.mesh = ml_collections.ConfigDict(dict(data=-1))
+  if "momentum_steps" in config.method:
+    # A reference, not a copy: `--config.train.num_steps=N` moves the schedule's end too.
+    config.method.momentum_steps = config.train.get_ref("num_steps")
   if runlocal:
     config.model.backbone = "r3d_tiny"
     config.train.batch_size = 8

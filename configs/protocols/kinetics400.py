@@ -10,6 +10,8 @@ Views: 10 uniformly spaced 16-frame clips (stride 4) x 3 spatial crops at 224
 videos, carved by YouTube id. Linear probe: 50 epochs at batch 4096. Episodic
 few-shot uses the 24 CMN test classes (Zhu & Yang 2018), drawing from all their
 train and val clips present (CMN itself fixes 100 clips per class).
+Train features may be saved view-averaged ([N, D]: 240k x 2048 is 2 GB, while 30 views
+would be 59 GB): every evaluator averages the training views anyway.
 """
 
 import ml_collections

@@ -9,6 +9,8 @@ few-shot: the CMN class split is defined on Kinetics-400 and one of its classes
 (filling eyebrows) has no same-named Kinetics-600 class; run the kinetics400
 protocol for episodic numbers. Never pre-train on K600/K700 and test on K400 val
 (most K400 val clips are in their train splits).
+Train features may be saved view-averaged ([N, D]: 240k x 2048 is 2 GB, while 30 views
+would be 59 GB): every evaluator averages the training views anyway.
 """
 
 import ml_collections

@@ -7,6 +7,8 @@ Smoke variant (fewer episodes, epochs and seeds; a different fingerprint): `kine
 Test = the validate CSV. Views: 10 x 3 as Kinetics-400. No episodic few-shot (the
 CMN split is defined on Kinetics-400 class names; run kinetics400 for it). Most of
 K400 val is inside K700 train: never train on K700 and test on K400 val.
+Train features may be saved view-averaged ([N, D]: 240k x 2048 is 2 GB, while 30 views
+would be 59 GB): every evaluator averages the training views anyway.
 """
 
 import ml_collections

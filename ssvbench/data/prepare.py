@@ -9,6 +9,13 @@ everything downstream reads JPEG frames from the store. What this module guarant
 * Missing files are checked before any decoding: past `max_missing_fraction` the run
   stops with a summary, since a benchmark on a silently thinner dataset is a
   different benchmark.
+* Videos of `skip_splits` (by default HMDB51's 1666 `unused` clips per split, which no
+  protocol reads) are listed with status "skipped" but never looked for, hashed or
+  decoded: about a quarter of HMDB51's decoding time saved per split.
+* Which official split the index came from (`official_split`, UCF101/HMDB51 1-3) and
+  whether its split files were the official ones are recorded at the top of the
+  manifest, so results can report split 1 and the 3-split mean separately. Both keys
+  are written only when given, so stores without them keep their manifest hash.
 * A corrupt file is never replaced by another video (the SlowFast/VideoMAE habit): it
   is logged, counted, recorded with the decoder's error and left out of the records.
 * The output is a function of (index, file contents, decode settings) only: records
@@ -26,10 +33,11 @@ import json
 import logging
 import multiprocessing
 import os
+import sys
 import shutil
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import av
 import msgpack
@@ -50,8 +58,12 @@ _NUM_LISTED = 5
 _HASH_CHUNK_BYTES = 1 << 20
 
 
-class PrepareError(Exception):
-  """Preparation cannot produce a trustworthy store (e.g. too many missing videos)."""
+class PrepareError(ValueError):
+  """Preparation cannot produce a trustworthy store (e.g. too many missing videos).
+
+  A ValueError: like the parsers' errors, it is bad input that the CLI reports in one
+  line.
+  """
 
 
 def default_find_video(source_dir: Path, rel_path: str) -> Path | None:
@@ -143,7 +155,8 @@ def _process_video(task: dict) -> dict:
 
 
 def _validate_arguments(index: DatasetIndex, short_side, fps, jpeg_quality,
-                        num_workers, max_missing_fraction) -> None:
+                        num_workers, max_missing_fraction, skip_splits,
+                        official_split) -> None:
   if not index.entries:
     raise PrepareError(f"dataset index {index.name!r} lists no videos")
   seen = set()
@@ -169,6 +182,14 @@ def _validate_arguments(index: DatasetIndex, short_side, fps, jpeg_quality,
   if not 0.0 <= max_missing_fraction <= 1.0:
     raise PrepareError(f"max_missing_fraction must be in [0, 1], got "
                        f"{max_missing_fraction!r}")
+  unknown = [split for split in skip_splits if split not in SPLITS]
+  if unknown or isinstance(skip_splits, str):
+    raise PrepareError(f"skip_splits must be a sequence of split names from {SPLITS}, "
+                       f"got {skip_splits!r}")
+  if official_split is not None and (isinstance(official_split, bool) or not isinstance(
+      official_split, int) or official_split < 1):
+    raise PrepareError(f"official_split must be a positive int or None, got "
+                       f"{official_split!r}")
 
 
 def _relative_path(found: Path, source_dir: Path) -> str:
@@ -176,14 +197,17 @@ def _relative_path(found: Path, source_dir: Path) -> str:
   return Path(os.path.relpath(found, source_dir)).as_posix()
 
 
-def _check_missing(index, missing, source_dir, max_missing_fraction, allow_missing):
+def _check_missing(index, missing, source_dir, max_missing_fraction, allow_missing,
+                   skip_splits):
   if not missing:
     return
-  listed = len(index.entries)
+  # Skipped videos are neither looked for nor counted: the fraction is of those wanted.
+  wanted = [split for split in SPLITS if index.split(split) and split not in skip_splits]
+  listed = sum(len(index.split(split)) for split in wanted)
   fraction = len(missing) / listed
   per_split = ", ".join(
       f"{split} {sum(e.split == split for e in missing)}/{len(index.split(split))}"
-      for split in SPLITS if index.split(split))
+      for split in wanted)
   first = ", ".join(entry.rel_path for entry in missing[:_NUM_LISTED])
   summary = (f"{len(missing)} of {listed} listed videos ({fraction:.1%}) of "
              f"{index.name!r} are missing under {str(source_dir)!r} (missing/listed per "
@@ -191,8 +215,9 @@ def _check_missing(index, missing, source_dir, max_missing_fraction, allow_missi
   if fraction > max_missing_fraction and not allow_missing:
     raise PrepareError(f"{summary}. The limit is max_missing_fraction="
                        f"{max_missing_fraction}; fetch the missing files, or pass "
-                       "allow_missing=True (or a larger max_missing_fraction) to "
-                       "prepare without them (they are recorded in the manifest).")
+                       "allow_missing=True / --allow-missing (or a larger "
+                       "max_missing_fraction / --max-missing-fraction) to prepare "
+                       "without them (they are recorded in the manifest).")
   logger.warning("%s; preparing without them", summary)
 
 
@@ -208,6 +233,9 @@ def prepare_dataset(
     num_workers: int = 1,
     max_missing_fraction: float = 0.0,
     allow_missing: bool = False,
+    skip_splits: Sequence[str] = ("unused",),
+    official_split: int | None = None,
+    official_split_files: bool | None = None,
     progress: bool = True,
 ) -> dict:
   """Decodes the videos of `index` into a prepared store at `out_dir`.
@@ -225,6 +253,14 @@ def prepare_dataset(
     num_workers: decoding processes; the output does not depend on it.
     max_missing_fraction: largest tolerated fraction of missing videos.
     allow_missing: prepare whatever is present regardless of the fraction.
+    skip_splits: splits whose videos are listed in the manifest with status "skipped"
+      and no record, without being looked for or decoded (default: HMDB51's `unused`;
+      pass () to decode everything). A split with only skipped videos gets no record
+      file.
+    official_split: the official split number the index was parsed from (UCF101 and
+      HMDB51: 1-3); recorded as `manifest["official_split"]` when given.
+    official_split_files: whether the split files parse to the official ones; recorded
+      as `manifest["official_split_files"]` when given.
     progress: show a tqdm progress bar.
 
   Returns:
@@ -236,12 +272,16 @@ def prepare_dataset(
   """
   source_dir, out_dir = Path(source_dir), Path(out_dir)
   _validate_arguments(index, short_side, fps, jpeg_quality, num_workers,
-                      max_missing_fraction)
+                      max_missing_fraction, skip_splits, official_split)
   if not source_dir.is_dir():
     raise PrepareError(f"source directory {str(source_dir)!r} does not exist")
-  found_paths = [find_video(source_dir, entry.rel_path) for entry in index.entries]
-  missing = [entry for entry, found in zip(index.entries, found_paths) if found is None]
-  _check_missing(index, missing, source_dir, max_missing_fraction, allow_missing)
+  skipped = {entry.video_id for entry in index.entries if entry.split in skip_splits}
+  found_paths = [None if entry.video_id in skipped
+                 else find_video(source_dir, entry.rel_path) for entry in index.entries]
+  missing = [entry for entry, found in zip(index.entries, found_paths)
+             if found is None and entry.video_id not in skipped]
+  _check_missing(index, missing, source_dir, max_missing_fraction, allow_missing,
+                 skip_splits)
 
   out_dir.mkdir(parents=True, exist_ok=True)
   # The manifest marks a finished store: drop the old one before touching its records.
@@ -259,7 +299,11 @@ def prepare_dataset(
   results = _run_tasks(tasks, num_workers, progress, index.name)
   elapsed = time.perf_counter() - start
 
-  manifest = _assemble(index, source_dir, out_dir, found_paths, results, settings)
+  provenance = {key: value for key, value in (
+      ("official_split", official_split),
+      ("official_split_files", official_split_files)) if value is not None}
+  manifest = _assemble(index, source_dir, out_dir, found_paths, results, settings,
+                       skipped, provenance)
   shutil.rmtree(staging_dir)
   _print_summary(manifest, out_dir, elapsed, results)
   return manifest
@@ -292,12 +336,17 @@ def _run_tasks(tasks: list[dict], num_workers: int, progress: bool,
   return results
 
 
-def _assemble(index, source_dir, out_dir, found_paths, results, settings) -> dict:
+def _assemble(index, source_dir, out_dir, found_paths, results, settings, skipped,
+              provenance) -> dict:
   """Writes the record files in manifest order from staging, then the manifest."""
   staging_dir = out_dir / STAGING_DIRNAME
-  splits = [split for split in SPLITS if index.split(split)]
+  listed_splits = [split for split in SPLITS if index.split(split)]
   counts = {split: {"listed": 0, "ok": 0, "missing": 0, "corrupt": 0}
-            for split in splits}
+            for split in listed_splits}
+  # Splits with something to decode get a record file (possibly empty); wholly skipped
+  # splits get none.
+  splits = [split for split in listed_splits
+            if any(e.video_id not in skipped for e in index.split(split))]
   temporary_paths = {
       split: out_dir / (store_lib.record_path(out_dir, split).name + ".tmp")
       for split in splits}
@@ -307,7 +356,10 @@ def _assemble(index, source_dir, out_dir, found_paths, results, settings) -> dic
   try:
     for entry, found in zip(index.entries, found_paths):
       result = results.get(entry.video_id)
-      status = "missing" if result is None else result["status"]
+      if entry.video_id in skipped:
+        status = "skipped"
+      else:
+        status = "missing" if result is None else result["status"]
       video = {
           "video_id": entry.video_id,
           "path": entry.rel_path if found is None else _relative_path(found, source_dir),
@@ -321,7 +373,8 @@ def _assemble(index, source_dir, out_dir, found_paths, results, settings) -> dic
         video[field] = None if result is None else result[field]
       split_counts = counts[entry.split]
       split_counts["listed"] += 1
-      split_counts[status] += 1
+      # "skipped" appears only where used, so stores without it keep their hash.
+      split_counts[status] = split_counts.get(status, 0) + 1
       if status == "ok":
         record = _staging_stem(staging_dir, entry.video_id).with_suffix(
             ".msgpack").read_bytes()
@@ -343,7 +396,7 @@ def _assemble(index, source_dir, out_dir, found_paths, results, settings) -> dic
 
   manifest = {"format_version": store_lib.FORMAT_VERSION, "dataset": index.name,
               "class_names": list(index.class_names), "decode": settings,
-              "videos": videos, "counts": counts}
+              "videos": videos, "counts": counts, **provenance}
   manifest["manifest_hash"] = store_lib.compute_manifest_hash(manifest)
   _write_atomically(out_dir / store_lib.MANIFEST_NAME,
                     (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
@@ -352,11 +405,12 @@ def _assemble(index, source_dir, out_dir, found_paths, results, settings) -> dic
 
 def _print_summary(manifest: dict, out_dir: Path, elapsed: float,
                    results: dict[str, dict]) -> None:
-  totals = {status: sum(c[status] for c in manifest["counts"].values())
-            for status in ("listed", "ok", "missing", "corrupt")}
+  totals = {status: sum(c.get(status, 0) for c in manifest["counts"].values())
+            for status in ("listed", "ok", "missing", "corrupt", "skipped")}
   decoded = sum(not result["reused"] for result in results.values())
+  skipped = f", {totals['skipped']} skipped" if totals["skipped"] else ""
   lines = [f"prepared {manifest['dataset']!r} into {str(out_dir)!r}: {totals['ok']} ok, "
-           f"{totals['corrupt']} corrupt, {totals['missing']} missing of "
+           f"{totals['corrupt']} corrupt, {totals['missing']} missing{skipped} of "
            f"{totals['listed']} listed; {decoded} decoded, "
            f"{len(results) - decoded} reused from staging in {elapsed:.1f} s"]
   for split, split_counts in manifest["counts"].items():
@@ -367,4 +421,5 @@ def _print_summary(manifest: dict, out_dir: Path, elapsed: float,
   if len(corrupt) > _NUM_LISTED:
     lines.append(f"  ... and {len(corrupt) - _NUM_LISTED} more corrupt (see manifest)")
   lines.append(f"  manifest_hash {manifest['manifest_hash']}")
-  print("\n".join(lines))
+  # stderr: stdout of `ssvbench prepare` is the machine-readable JSON summary.
+  print("\n".join(lines), file=sys.stderr)

@@ -3,10 +3,13 @@
 Every command that touches a dataset (`prepare`, `prepare --dry-run`) goes through
 `load_index`, so the choice of split files (the shipped official ones unless the user
 passes their own), the video lookup and the tolerated fraction of missing videos are
-decided in one place. `dry_run` checks a user's copy without decoding anything: it counts
-listed, found and missing videos per split, compares user split files with the official
-ones, and when nothing is found it looks around (sub-folders, the parent) for the folder
-the user probably meant, because pointing at the wrong level is the commonest mistake.
+decided in one place. `inspect_source` (and `dry_run`, its report) checks a user's copy
+without decoding anything: it counts listed, found and missing videos per split,
+compares user split files with the official ones (`compare_split_files`: which files
+differ, and whether the split they define is still the official one), and when nothing
+is found it looks around (sub-folders, the parent) for the folder the user probably
+meant, because pointing at the wrong level is the commonest mistake. `prepare` runs the
+same inspection first, so a wrong layout fails before anything is decoded.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import dataclasses
 import functools
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from ssvbench.data import hmdb51
 from ssvbench.data import kinetics
@@ -50,6 +53,8 @@ class DatasetSpec:
     split_numbers: valid values of `split`.
     video_layout: the expected source layout, for error messages.
     splits_marker: a glob that matches files of a valid split folder.
+    split_file_patterns: split number -> fnmatch patterns of the official files that
+      split reads (compared with a user's copy); None when nothing is shipped.
   """
 
   name: str
@@ -61,6 +66,7 @@ class DatasetSpec:
   split_numbers: tuple[int, ...]
   video_layout: str
   splits_marker: str
+  split_file_patterns: Callable[[int], tuple[str, ...]] | None = None
 
 
 def _parse_kinetics(variant: str, splits_dir: Path, split: int) -> DatasetIndex:
@@ -102,12 +108,15 @@ DATASETS: dict[str, DatasetSpec] = {
         name="ucf101", parse=ucf101.parse_ucf101, find_video=ucf101.find_video,
         max_missing_fraction=0.0, official_splits="ucf101", splits_inside_source=False,
         split_numbers=(1, 2, 3), video_layout="<Class>/v_<Class>_gGG_cCC.avi (or flat)",
-        splits_marker="classInd.txt"),
+        splits_marker="classInd.txt",
+        split_file_patterns=lambda split: (ucf101.CLASS_INDEX_FILE,
+                                           *ucf101.list_file_names(split))),
     "hmdb51": DatasetSpec(
         name="hmdb51", parse=hmdb51.parse_hmdb51, find_video=hmdb51.find_video,
         max_missing_fraction=0.0, official_splits="hmdb51", splits_inside_source=False,
         split_numbers=(1, 2, 3), video_layout="<class>/<video>.avi (or flat)",
-        splits_marker="*_test_split1.txt"),
+        splits_marker="*_test_split1.txt",
+        split_file_patterns=lambda split: (f"*_test_split{split}.txt",)),
     "kinetics400": _kinetics_spec("400"),
     "kinetics600": _kinetics_spec("600"),
     "kinetics700": _kinetics_spec("700"),
@@ -214,18 +223,87 @@ def _suggest_source_dir(spec: DatasetSpec, index: DatasetIndex,
   return best
 
 
-def dry_run(dataset: str, source_dir: str | os.PathLike,
-            splits_dir: str | os.PathLike | None = None, split: int = 1) -> dict:
-  """Checks a dataset copy and its split files without decoding any video.
+def compare_split_files(dataset: str, index: DatasetIndex,
+                        splits_dir: str | os.PathLike | None,
+                        split: int) -> tuple[list[str], bool | None]:
+  """Compares the split files an index was parsed from with the shipped official ones.
+
+  Only the files of `split` are compared (classInd.txt, trainlist0K.txt and
+  testlist0K.txt for UCF101; the 51 `<class>_test_splitK.txt` for HMDB51).
+
+  Args:
+    dataset: a key of `DATASETS`.
+    index: the index parsed from `splits_dir` (`load_index`).
+    splits_dir: the user's split folder, or None for the shipped files.
+    split: the official split number.
+
+  Returns:
+    (differences, official): the human-readable file differences
+    (`splits.compare_to_official`), and whether the parsed split equals the official
+    one (True even when files differ only in line endings or spaces), or None for
+    datasets without shipped split files.
+  """
+  spec = get_spec(dataset)
+  if spec.official_splits is None:
+    return [], None
+  if splits_dir is None:
+    return [], True
+  differences = splits_lib.compare_to_official(
+      spec.official_splits, splits_dir, spec.split_file_patterns(split))
+  if not differences:
+    return [], True
+  official = spec.parse(splits_lib.official_splits_dir(spec.official_splits), split)
+  same = (official.class_names == index.class_names
+          and official.entries == index.entries)
+  return differences, same
+
+
+def split_files_warning(dataset: str, splits_dir: str | os.PathLike | None,
+                        differences: list[str], official: bool | None,
+                        max_listed: int = 10) -> str | None:
+  """Returns the warning to print when user split files differ from the official ones.
+
+  Args:
+    dataset, splits_dir: as for `load_index`.
+    differences, official: from `compare_split_files`.
+    max_listed: differences listed before "... and N more".
+
+  Returns:
+    A multi-line warning naming the differing files, or None when there is none.
+  """
+  if not differences:
+    return None
+  if official:
+    verdict = ("they parse to the official split (only line endings or spaces differ),"
+               " so results stay comparable")
+  else:
+    verdict = ("the split they define is NOT the official one: results on this store"
+               " are not comparable with published ones (the manifest records"
+               " official_split_files=false)")
+  lines = [f"warning: the {dataset} split files in {splits_dir} differ from the official"
+           f" ones shipped with ssvbench; {verdict}:"]
+  lines += [f"  {difference}" for difference in differences[:max_listed]]
+  if len(differences) > max_listed:
+    lines.append(f"  ... and {len(differences) - max_listed} more differences")
+  return "\n".join(lines)
+
+
+def inspect_source(dataset: str, source_dir: str | os.PathLike,
+                   splits_dir: str | os.PathLike | None = None, split: int = 1, *,
+                   skip_splits: Sequence[str] = ("unused",),
+                   max_missing_fraction: float | None = None,
+                   ) -> tuple[DatasetIndex, FindVideo, dict]:
+  """Parses the split files and checks a dataset copy without decoding any video.
 
   Args:
     dataset, source_dir, splits_dir, split: as for `load_index`.
+    skip_splits: splits that preparation will not decode (HMDB51's `unused` unless
+      asked); they are counted but excluded from the missing fraction.
+    max_missing_fraction: the tolerated fraction (default: the dataset's).
 
   Returns:
-    A JSON-able dict: dataset, source and split folders, split number, number of
-    classes, whether the split files are the official ones and how they differ,
-    `splits` with per split {listed, found, missing, missing_examples}, the totals, the
-    missing fraction, the dataset's tolerated fraction and `ok` (within it).
+    (index, find_video, report): `load_index`'s pair and the JSON-able report of
+    `dry_run`.
 
   Raises:
     LayoutError: when no listed video is found at all; the message names the expected
@@ -235,9 +313,7 @@ def dry_run(dataset: str, source_dir: str | os.PathLike,
   source_dir = Path(source_dir)
   index, find_video = load_index(dataset, source_dir, splits_dir, split)
   folder = resolve_splits_dir(spec, source_dir, splits_dir)
-  differences = None
-  if spec.official_splits is not None and splits_dir is not None:
-    differences = splits_lib.compare_to_official(spec.official_splits, folder)
+  differences, official = compare_split_files(dataset, index, splits_dir, split)
   found = [find_video(source_dir, entry.rel_path) is not None for entry in index.entries]
   if index.entries and not any(found):
     example = source_dir / index.entries[0].rel_path
@@ -257,13 +333,43 @@ def dry_run(dataset: str, source_dir: str | os.PathLike,
                                    missing=len(missing),
                                    missing_examples=missing[:_NUM_MISSING_EXAMPLES])
   num_missing = found.count(False)
-  missing_fraction = num_missing / len(found) if found else 0.0
-  return dict(
+  skipped = [name for name in per_split if name in skip_splits]
+  wanted = [counts for name, counts in per_split.items() if name not in skipped]
+  num_wanted = sum(counts["listed"] for counts in wanted)
+  missing_fraction = (sum(counts["missing"] for counts in wanted) / num_wanted
+                      if num_wanted else 0.0)
+  if max_missing_fraction is None:
+    max_missing_fraction = spec.max_missing_fraction
+  report = dict(
       dataset=dataset, source_dir=str(source_dir), splits_dir=str(folder), split=split,
-      num_classes=index.num_classes,
-      official_split_files=None if spec.official_splits is None else not differences,
-      split_file_differences=differences or [],
-      splits=per_split, listed=len(found), found=len(found) - num_missing,
-      missing=num_missing, missing_fraction=missing_fraction,
-      max_missing_fraction=spec.max_missing_fraction,
-      ok=missing_fraction <= spec.max_missing_fraction)
+      num_classes=index.num_classes, official_split_files=official,
+      split_file_differences=differences, splits=per_split, skipped_splits=skipped,
+      listed=len(found), found=len(found) - num_missing, missing=num_missing,
+      missing_fraction=missing_fraction, max_missing_fraction=max_missing_fraction,
+      ok=missing_fraction <= max_missing_fraction)
+  return index, find_video, report
+
+
+def dry_run(dataset: str, source_dir: str | os.PathLike,
+            splits_dir: str | os.PathLike | None = None, split: int = 1, *,
+            skip_splits: Sequence[str] = ("unused",),
+            max_missing_fraction: float | None = None) -> dict:
+  """Checks a dataset copy and its split files without decoding any video.
+
+  Args:
+    dataset, source_dir, splits_dir, split: as for `load_index`.
+    skip_splits, max_missing_fraction: as for `inspect_source`.
+
+  Returns:
+    A JSON-able dict: dataset, source and split folders, split number, number of
+    classes, whether the split files parse to the official split
+    (`official_split_files`, None without shipped files) and how their files differ,
+    `splits` with per split {listed, found, missing, missing_examples}, the skipped
+    splits, the totals over all listed videos, the missing fraction of the videos to
+    prepare (skipped splits excluded), the tolerated fraction and `ok` (within it).
+
+  Raises:
+    LayoutError: when no listed video is found at all (see `inspect_source`).
+  """
+  return inspect_source(dataset, source_dir, splits_dir, split, skip_splits=skip_splits,
+                        max_missing_fraction=max_missing_fraction)[2]

@@ -20,10 +20,12 @@ protocol draws its classes from them.
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import hashlib
 import os
 from pathlib import Path
+from typing import Sequence
 
 SPLITS_ROOT = Path(__file__).resolve().parent.parent / "splits"
 _SUMS_FILE = SPLITS_ROOT / "SHA256SUMS.txt"
@@ -130,12 +132,17 @@ def _find_official_subdir(user_dir: Path, official_names: set[str]) -> Path | No
   return best
 
 
-def compare_to_official(dataset: str, user_splits_dir: str | os.PathLike) -> list[str]:
+def compare_to_official(dataset: str, user_splits_dir: str | os.PathLike,
+                        patterns: Sequence[str] | None = None) -> list[str]:
   """Compares user-supplied split files with the official ones, file by file.
 
   Args:
     dataset: 'ucf101' or 'hmdb51' (or 'fewshot').
     user_splits_dir: the folder the user passed with --splits-dir.
+    patterns: optional fnmatch patterns restricting the comparison to the files one
+      split reads (e.g. `('classInd.txt', 'trainlist01.txt', 'testlist01.txt')` or
+      `('*_test_split1.txt',)`), so a folder holding only split 1 is not reported as
+      missing splits 2 and 3. None compares every official file.
 
   Returns:
     Human-readable differences, e.g. "trainlist01.txt differs from the official file
@@ -151,6 +158,11 @@ def compare_to_official(dataset: str, user_splits_dir: str | os.PathLike) -> lis
     raise FileNotFoundError(f"Split folder {user_dir} does not exist or is not a folder.")
   official_root = official_splits_dir(dataset)
   table = official_checksums()[dataset]
+  if patterns is not None:
+    table = {name: checksum for name, checksum in table.items()
+             if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)}
+    if not table:
+      raise ValueError(f"No official {dataset} split file matches {list(patterns)}.")
   present = [name for name in table if (user_dir / name).is_file()]
   if not present:
     message = (f"{user_dir} holds none of the {len(table)} official {dataset} split files"
@@ -186,7 +198,9 @@ def compare_to_official(dataset: str, user_splits_dir: str | os.PathLike) -> lis
     # The HMDB51 parser reads every <class>_test_split<k>.txt it finds: an extra one adds
     # a class.
     for extra in sorted(user_dir.glob("*_test_split[123].txt")):
-      if extra.name not in table:
+      wanted = patterns is None or any(
+          fnmatch.fnmatchcase(extra.name, pattern) for pattern in patterns)
+      if wanted and extra.name not in table:
         differences.append(
             f"{extra.name} is not an official HMDB51 split file (extra class).")
   return differences

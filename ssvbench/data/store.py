@@ -9,7 +9,14 @@ the file and key, not later inside a data loader worker.
 Record layout (msgpack, `use_bin_type=True`):
   {"video_id": str, "label": int, "fps": float, "frames": [RGB JPEG bytes, ...]}
 Records of a split appear in manifest order, only for videos whose status is "ok";
-an entry's `record_index` is its position in `<split>.array_record`.
+an entry's `record_index` is its position in `<split>.array_record`. Videos with status
+"skipped" (HMDB51's unused clips) are listed but were never decoded; a split whose
+videos are all skipped has no record file and is not among `PreparedStore.splits`.
+
+Optional top-level manifest keys (absent from older stores, covered by the hash when
+present): `official_split` (int, the UCF101/HMDB51 split 1-3 the store was prepared
+from) and `official_split_files` (bool, whether those split files parse to the
+official ones).
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 RECORD_SUFFIX = ".array_record"
-STATUSES = ("ok", "missing", "corrupt")
+STATUSES = ("ok", "missing", "corrupt", "skipped")
 
 _PREPARE_HINT = "run `ssvbench prepare` first"
 _TOP_LEVEL_KEYS = ("format_version", "dataset", "class_names", "decode", "videos",
@@ -43,6 +50,11 @@ _VIDEO_KEYS = ("video_id", "path", "label", "split", "group", "content_hash",
 
 class StoreError(Exception):
   """A prepared store that is absent, incomplete or inconsistent."""
+
+
+def _holds_records(split_counts: dict) -> bool:
+  """Whether a split has a record file: some of its listed videos were not skipped."""
+  return split_counts.get("skipped", 0) < split_counts["listed"]
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -95,7 +107,9 @@ class PreparedStore:
                        f"{_PREPARE_HINT}") from error
     self._manifest = manifest
     self._validate(manifest_file)
-    self._ok_videos = {split: [] for split in manifest["counts"]}
+    # Wholly skipped splits hold no records, so they are not offered to readers.
+    self._ok_videos = {split: [] for split, split_counts in manifest["counts"].items()
+                       if _holds_records(split_counts)}
     for video in manifest["videos"]:
       if video["status"] == "ok":
         self._ok_videos[video["split"]].append(video)
@@ -117,8 +131,16 @@ class PreparedStore:
            f"{FORMAT_VERSION}")
     if compute_manifest_hash(manifest) != manifest["manifest_hash"]:
       fail("manifest_hash does not match the manifest's content (was it edited?)")
+    official_split = manifest.get("official_split")
+    if official_split is not None and (isinstance(official_split, bool) or not isinstance(
+        official_split, int) or official_split < 1):
+      fail(f"official_split is {official_split!r}, expected a positive int")
+    if not isinstance(manifest.get("official_split_files", False), bool):
+      fail(f"official_split_files is {manifest['official_split_files']!r}, expected a "
+           "bool")
     counts = manifest["counts"]
     next_record = {split: 0 for split in counts}
+    by_status = {split: dict.fromkeys(("listed",) + STATUSES, 0) for split in counts}
     for position, video in enumerate(manifest["videos"]):
       absent = [key for key in _VIDEO_KEYS if key not in video]
       if absent:
@@ -129,6 +151,8 @@ class PreparedStore:
       if video["split"] not in counts:
         fail(f"videos[{position}] ({video['video_id']}) has split {video['split']!r} "
              f"absent from counts {sorted(counts)}")
+      by_status[video["split"]]["listed"] += 1
+      by_status[video["split"]][video["status"]] += 1
       if video["status"] == "ok":
         if video["record_index"] != next_record[video["split"]]:
           fail(f"videos[{position}] ({video['video_id']}) has record_index "
@@ -137,11 +161,14 @@ class PreparedStore:
       elif video["record_index"] is not None:
         fail(f"videos[{position}] ({video['video_id']}) is {video['status']} but has "
              f"record_index {video['record_index']}")
-    for split, num_ok in next_record.items():
-      if counts[split].get("ok") != num_ok:
-        fail(f"counts[{split!r}]['ok'] is {counts[split].get('ok')}, but {num_ok} "
-             "videos are ok")
-      if not record_path(self.out_dir, split).is_file():
+    for split, actual in by_status.items():
+      for status, number in actual.items():
+        # A zero "skipped" count may be absent (it is written only where used).
+        if counts[split].get(status, 0 if status == "skipped" else None) != number:
+          fail(f"counts[{split!r}][{status!r}] is {counts[split].get(status)}, but "
+               f"{number} videos are {status}")
+      if _holds_records(counts[split]) and not record_path(self.out_dir,
+                                                           split).is_file():
         fail(f"record file {str(record_path(self.out_dir, split))!r} is missing")
 
   @property
@@ -155,6 +182,16 @@ class PreparedStore:
   @property
   def dataset(self) -> str:
     return self._manifest["dataset"]
+
+  @property
+  def official_split(self) -> int | None:
+    """The official UCF101/HMDB51 split (1-3) the store holds; None if not recorded."""
+    return self._manifest.get("official_split")
+
+  @property
+  def official_split_files(self) -> bool | None:
+    """Whether the store's split files parse to the official ones; None if unknown."""
+    return self._manifest.get("official_split_files")
 
   @property
   def class_names(self) -> list[str]:

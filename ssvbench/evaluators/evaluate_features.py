@@ -11,6 +11,10 @@ Result JSON (one object): `protocol` {name, version, fingerprint}, `metrics`
 `validation` (given or carved, and how), `inputs` (per split: path, sha256, shape),
 `seconds` per evaluator, and `sweeps` when requested. Metrics are deterministic: the
 same inputs give bit-identical numbers.
+
+Every evaluator averages the views of the TRAINING features, so train.npz may hold
+[N, D] view-averaged features (what makes a Kinetics-sized train split fit in memory);
+test views matter only to the diagnostics' alignment.
 """
 
 from __future__ import annotations

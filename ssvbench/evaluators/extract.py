@@ -10,6 +10,7 @@ Features are cached on disk keyed by (weights, dataset manifest, split, view spe
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -44,7 +45,9 @@ def cache_key(weights_fingerprint: str, manifest_hash: str, split: str,
   return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
+@functools.lru_cache(maxsize=8)
 def _make_forward(graphdef, mesh):
+  """One jitted forward per (architecture, mesh), shared by every split and call."""
   def forward(state, views):
     backbone = nnx.merge(graphdef, state)
     return methods_base.encode_views(backbone, views).reshape(

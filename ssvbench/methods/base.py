@@ -53,8 +53,15 @@ class Method:
     """Returns (scalar loss, metrics) on the global batch; metrics are means."""
     raise NotImplementedError
 
-  def after_step(self, model: nnx.Module, step: jax.Array) -> None:
-    """Hook for state updated outside the gradient (EMA targets, queues)."""
+  def after_update(self, params: nnx.State, rest: nnx.State, step: jax.Array) -> nnx.State:
+    """Updates non-gradient state after the optimiser step; returns the new `rest`.
+
+    `params` are the updated trainable parameters, `rest` everything else of the model
+    (batch statistics, EMA targets, queues), `step` the step just taken (0-based). EMA
+    methods update their target here: one `jax.tree.map` over matching leaves.
+    """
+    del params, step
+    return rest
 
 
 _REGISTRY: dict[str, Callable[[ml_collections.ConfigDict], Method]] = {}
@@ -80,7 +87,8 @@ def get_method(config: ml_collections.ConfigDict) -> Method:
 
 def _import_all() -> None:
   # Methods register themselves on import; importing here keeps the registry complete.
-  from ssvbench.methods import simclr, supervised  # noqa: F401
+  from ssvbench.methods import (barlow_twins, byol, moco, simclr, simsiam, supcon,  # noqa: F401
+                                supervised, swav, vicreg)
 
 
 class ProjectionHead(nnx.Module):

@@ -86,7 +86,6 @@ def make_train_step(method, graphdef, optimizer, mesh):
     def loss_fn(params, rest):
       model = nnx.merge(graphdef, params, rest, copy=True)
       loss, metrics = method.loss(model, batch, rng)
-      method.after_step(model, state["step"])
       _, _, rest = split_model(model)
       return loss, (metrics, rest)
 
@@ -94,6 +93,8 @@ def make_train_step(method, graphdef, optimizer, mesh):
         state["params"], state["rest"])
     updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
+    # State updated outside the gradient (EMA targets, queues) sees the new parameters.
+    rest = method.after_update(params, rest, state["step"])
     metrics["grad_norm"] = optax.global_norm(grads)
     new_state = dict(state, params=params, rest=rest, opt_state=opt_state, step=state["step"] + 1)
     return new_state, metrics
@@ -103,16 +104,52 @@ def make_train_step(method, graphdef, optimizer, mesh):
                  out_shardings=(replicated, replicated), donate_argnums=0)
 
 
-def init_state(model, optimizer, seed: int, mesh):
-  graphdef, params, rest = split_model(model)
-  state = {
-      "params": params,
-      "rest": rest,
-      "opt_state": optimizer.init(params),
-      "step": jnp.zeros((), jnp.int32),
-      "rng": jax.random.PRNGKey(seed + 2),
-  }
-  return graphdef, sharding.replicate(state, mesh)
+def create_train_state(config: ml_collections.ConfigDict, num_classes: int, optimizer, mesh, *,
+                       abstract_only: bool = False):
+  """Builds the model and its train state inside ONE jit.
+
+  Initialising eagerly compiles every initialiser op separately (dozens of compiles that
+  cost a minute on a small CPU); inside one jit it is one compile. The graphdef comes
+  from an abstract (shape-only) model.
+
+  Args:
+    config: the pre-training config.
+    num_classes: size of the label space (for supervised heads).
+    optimizer: the optax transformation whose state is initialised.
+    mesh: the state is placed replicated on this mesh.
+    abstract_only: return ShapeDtypeStructs (with shardings) instead of arrays, e.g. as a
+      restore target; nothing is computed.
+
+  Returns:
+    (method, graphdef, state) with state = {params, rest, opt_state, step, rng}.
+  """
+  method = methods_base.get_method(config.method)
+
+  def make_model():
+    _, model = build_model(config, num_classes)
+    model.train()
+    return model
+
+  graphdef, _, _ = split_model(nnx.eval_shape(make_model))
+
+  def create():
+    _, params, rest = split_model(make_model())
+    return {
+        "params": params,
+        "rest": rest,
+        "opt_state": optimizer.init(params),
+        "step": jnp.zeros((), jnp.int32),
+        "rng": jax.random.PRNGKey(config.seed + 2),
+    }
+
+  replicated = sharding.replicated(mesh)
+  if abstract_only:
+    shapes = jax.eval_shape(create)
+    state = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated),
+                         shapes)
+  else:
+    state = jax.jit(create, out_shardings=replicated)()
+  return method, graphdef, state
 
 
 def open_store(config: ml_collections.ConfigDict) -> store_lib.PreparedStore:
@@ -154,15 +191,14 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
   workdir.mkdir(parents=True, exist_ok=True)
   mesh = sharding.make_mesh(config.get("mesh", None))
   store = open_store(config)
-  method, model = build_model(config, store.num_classes)
+  method = methods_base.get_method(config.method)
   num_steps = int(config.train.num_steps) if method.trains else 0
   global_batch = int(config.train.batch_size)
   if global_batch % sharding.data_parallel_size(mesh):
     raise ValueError(f"config.train.batch_size={global_batch} is not divisible by the "
                      f"{sharding.data_parallel_size(mesh)} devices of the data axis.")
-  model.train()
   optimizer = make_optimizer(config.optim, num_steps)
-  graphdef, state = init_state(model, optimizer, config.seed, mesh)
+  method, graphdef, state = create_train_state(config, store.num_classes, optimizer, mesh)
 
   checkpointer = checkpoint_lib.Checkpointer(workdir / CHECKPOINT_SUBDIR,
                                              max_to_keep=config.train.get("keep_checkpoints", 2))
@@ -221,12 +257,14 @@ def load_trained_model(workdir: str | pathlib.Path, step: int | None = None):
                             "run `ssvbench pretrain` first.")
   config = ml_collections.ConfigDict(json.loads(config_file.read_text()))
   store = open_store(config)
-  method, model = build_model(config, store.num_classes)
-  model.train()
+  method = methods_base.get_method(config.method)
   optimizer = make_optimizer(config.optim, int(config.train.num_steps) if method.trains else 0)
-  mesh = sharding.make_mesh(config.get("mesh", None))
-  graphdef, state = init_state(model, optimizer, config.seed, mesh)
-  restored_step, state = checkpoint_lib.restore_state_only(workdir / CHECKPOINT_SUBDIR, state, step)
+  # The checkpoint is restored onto this process's devices, whatever mesh trained it.
+  mesh = sharding.make_mesh()
+  _, graphdef, abstract = create_train_state(config, store.num_classes, optimizer, mesh,
+                                             abstract_only=True)
+  restored_step, state = checkpoint_lib.restore_state_only(workdir / CHECKPOINT_SUBDIR,
+                                                           abstract, step)
   model = nnx.merge(graphdef, state["params"], state["rest"])
   model.eval()
   return config, model, restored_step

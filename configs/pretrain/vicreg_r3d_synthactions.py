@@ -1,0 +1,20 @@
+"""VICReg (invariance, variance, covariance over the global batch) on SynthActions.
+
+512-d 3-layer expander, coefficients 25 / 25 / 1 as in the paper.
+Same backbone (r3d_cpu), clips (2 x 8 frames at stride 2, 32x32), batch 32, 300 steps and
+AdamW schedule as every SynthActions recipe, so the methods compare under one budget.
+Video options (rho views, Background Erasing, intra-video negatives, frame differences) are
+set under config.method.video, e.g. `--config.method.num_views=3`.
+
+Run (after `ssvbench prepare synthactions --out ssvbench_data/synthactions`):
+  ssvbench pretrain --config configs/pretrain/vicreg_r3d_synthactions.py --workdir runs/vicreg
+  ssvbench evaluate --workdir runs/vicreg --protocol synthactions
+Smoke run: append `:runlocal`. Results under the common budget: results/synthactions_method_zoo.md
+(benchmarks/method_zoo_leaderboard.py).
+"""
+
+from ssvbench import recipes
+
+
+def get_config(arg=None):
+  return recipes.synthactions_pretrain("vicreg", runlocal=arg == "runlocal")

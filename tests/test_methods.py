@@ -1,0 +1,319 @@
+"""The method zoo: every method trains without collapse, and its state is exact.
+
+Compiles dominate on CPU, so every training run uses one tiny backbone (one residual stage
+of width 8, 4 frames of 16x16) and few distinct shapes; the EMA check reuses the BYOL
+training step the parametrized run compiled (same config, so the persistent cache hits).
+Everything else is checked eagerly against numpy.
+"""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from conftest import tiny_pretrain_config
+from ssvbench import config as config_lib
+from ssvbench.data import store as store_lib
+from ssvbench.methods import base, losses, moco, video_options
+from ssvbench.train import sharding, trainer
+
+TINY_BACKBONE = dict(blocks=(1,), widths=(8,), conv_impl="native")
+# Each method also exercises some video options, so every option trains somewhere.
+METHOD_VARIANTS = {
+    "moco_v2": {},
+    "moco_v3": {"video": dict(intra_negatives=("shuffle", "repeat"),
+                              frame_difference="alternate")},
+    "byol": {"num_views": 3, "video": dict(background_erasing_prob=0.5)},
+    "simsiam": {},
+    "swav": {"queue_size": 16, "freeze_prototypes_steps": 1},
+    "barlow_twins": {"video": dict(frame_difference="all")},
+    "vicreg": {},
+    "supcon": {},
+}
+# Fraction of 1/sqrt(d) (the std of uniformly spread unit embeddings) below which a
+# method counts as collapsed; a collapsed embedding has std 0.
+COLLAPSE_FRACTION = 0.25
+
+
+def zoo_config(store_dir, method, **train):
+  config = tiny_pretrain_config(store_dir, method, num_steps=4, log_every=1, checkpoint_every=2,
+                                **train)
+  config.model.overrides = dict(TINY_BACKBONE)
+  config.data.update(dict(num_frames=4, crop_size=16))
+  config.method.update(METHOD_VARIANTS.get(method, {}))
+  return config
+
+
+def _metrics(workdir):
+  return {r["step"]: r for r in map(json.loads, (workdir / "metrics.jsonl").read_text().splitlines())}
+
+
+def _all_leaves(workdir):
+  _, model, step = trainer.load_trained_model(workdir)
+  return step, {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in
+                jax.tree_util.tree_leaves_with_path(nnx.state(model))}
+
+
+@pytest.mark.parametrize("method", sorted(METHOD_VARIANTS))
+def test_method_trains_without_collapse(tiny_store, tmp_path, method):
+  config = zoo_config(tiny_store, method)
+  trainer.train(config, tmp_path / method, progress=False)
+  metrics = _metrics(tmp_path / method)
+  assert sorted(metrics) == [1, 2, 3, 4]
+  assert all(np.isfinite(m["loss"]) and np.isfinite(m["grad_norm"]) for m in metrics.values())
+  embedding_dim = config.method.proj_dim
+  assert metrics[4]["embedding_std"] > COLLAPSE_FRACTION / np.sqrt(embedding_dim), metrics[4]
+  if method == "swav":
+    # 8 videos per step fill the 16-entry queue after 2 steps; it is used from step 3.
+    assert [metrics[s]["queue_in_use"] for s in (1, 2, 3, 4)] == [0.0, 0.0, 1.0, 1.0]
+
+
+def test_moco_v2_resumes_exactly_with_queue_and_ema(tiny_store, tmp_path):
+  config = zoo_config(tiny_store, "moco_v2")
+  trainer.train(config, tmp_path / "straight", progress=False)
+  original_save = trainer.checkpoint_lib.Checkpointer.save
+
+  class Crash(Exception):
+    pass
+
+  def save_then_crash(self, step, state, data_iterator=None):
+    original_save(self, step, state, data_iterator)
+    if step == 2:
+      raise Crash()
+
+  trainer.checkpoint_lib.Checkpointer.save = save_then_crash
+  try:
+    with pytest.raises(Crash):
+      trainer.train(config, tmp_path / "resumed", progress=False)
+  finally:
+    trainer.checkpoint_lib.Checkpointer.save = original_save
+  trainer.train(config, tmp_path / "resumed", resume=True, progress=False)
+  straight, resumed = _metrics(tmp_path / "straight"), _metrics(tmp_path / "resumed")
+  for step in (3, 4):
+    assert resumed[step]["loss"] == straight[step]["loss"]
+  step_a, leaves_a = _all_leaves(tmp_path / "straight")
+  step_b, leaves_b = _all_leaves(tmp_path / "resumed")
+  assert step_a == step_b == 4 and leaves_a.keys() == leaves_b.keys()
+  assert any("queue" in key for key in leaves_a) and any("target" in key for key in leaves_a)
+  for key in leaves_a:
+    np.testing.assert_array_equal(leaves_a[key], leaves_b[key], err_msg=key)
+
+
+def _tiny_model(store_dir, method):
+  config = zoo_config(store_dir, method)
+  method_object, model = trainer.build_model(config, num_classes=4)
+  model.train()
+  return config, method_object, model
+
+
+def _random_batch(config, method_object, seed=0):
+  shape = (config.train.batch_size, method_object.num_views, config.data.num_frames,
+           config.data.crop_size, config.data.crop_size, 3)
+  rng = np.random.default_rng(seed)
+  return {"clips": rng.integers(0, 256, shape, dtype=np.uint8),
+          "label": (np.arange(shape[0]) % 4).astype(np.int32)}
+
+
+def test_moco_v2_loss_and_queue_do_not_depend_on_device_count(tiny_store):
+  _, method, model = _tiny_model(tiny_store, "moco_v2")
+  graphdef, params, rest = trainer.split_model(model)
+  batch = _random_batch(zoo_config(tiny_store, "moco_v2"), method)
+
+  def loss_and_rest(params, rest, batch):
+    merged = nnx.merge(graphdef, params, rest, copy=True)
+    loss, _ = method.loss(merged, batch, jax.random.PRNGKey(3))
+    return loss, trainer.split_model(merged)[2]
+
+  results = {}
+  for devices in (1, 8):
+    mesh = sharding.make_mesh({"data": devices})
+    step = jax.jit(loss_and_rest, in_shardings=(sharding.replicated(mesh), sharding.replicated(mesh),
+                                                sharding.batch_sharding(mesh)),
+                   out_shardings=sharding.replicated(mesh))
+    results[devices] = step(params, rest, sharding.global_batch(batch, mesh))
+  (loss_1, rest_1), (loss_8, rest_8) = results[1], results[8]
+  np.testing.assert_allclose(loss_8, loss_1, rtol=1e-5)
+  queue_before = np.asarray(rest["queue"].get_value())
+  queue_1, queue_8 = np.asarray(rest_1["queue"].get_value()), np.asarray(rest_8["queue"].get_value())
+  np.testing.assert_allclose(queue_8, queue_1, rtol=1e-5, atol=1e-6)
+  # FIFO: the 16 new keys (8 videos x 2 views, unit norm) in front, the rest shifted back.
+  new = 8 * method.num_views
+  np.testing.assert_array_equal(queue_1[new:], queue_before[:-new])
+  np.testing.assert_allclose(np.linalg.norm(queue_1[:new], axis=-1), 1.0, rtol=1e-5)
+  assert not np.allclose(queue_1[:new], queue_before[:new])
+
+
+def test_byol_target_moves_by_the_ema_formula_only(tiny_store):
+  config, method, model = _tiny_model(tiny_store, "byol")
+  mesh = sharding.make_mesh(config.mesh)
+  optimizer = trainer.make_optimizer(config.optim, config.train.num_steps)
+  graphdef, state = trainer.init_state(model, optimizer, config.seed, mesh)
+  # Gradients cannot reach the target: none of its weights is a trainable Param.
+  assert "target" not in state["params"]
+  target_types = {type(v) for v in jax.tree.leaves(state["rest"]["target"],
+                                                   is_leaf=lambda x: isinstance(x, nnx.Variable))}
+  assert target_types == {moco.EMATarget, nnx.BatchStat}
+  before = jax.device_get(state)
+  train_step = trainer.make_train_step(method, graphdef, optimizer, mesh)
+  after, _ = train_step(state, sharding.global_batch(_random_batch(config, method), mesh))
+  after = jax.device_get(after)
+  momentum = float(moco.momentum_at(0, config.method.momentum, "cosine", config.train.num_steps))
+  assert momentum == pytest.approx(0.99)
+  old_target = nnx.to_pure_dict(before["rest"]["target"].filter(moco.EMATarget))
+  new_target = nnx.to_pure_dict(after["rest"]["target"].filter(moco.EMATarget))
+  new_online = {name: nnx.to_pure_dict(after["params"][name]) for name in ("backbone", "projector")}
+  flat_old, flat_new, flat_online = (jax.tree_util.tree_leaves_with_path(t)
+                                     for t in (old_target, new_target, new_online))
+  moved = 0
+  for (path, old), (_, new), (online_path, online) in zip(flat_old, flat_new, flat_online):
+    assert path == online_path
+    np.testing.assert_allclose(new, momentum * old + (1 - momentum) * online, rtol=1e-6,
+                               atol=1e-7, err_msg=jax.tree_util.keystr(path))
+    moved += not np.array_equal(new, old)
+  assert moved > 0  # The step did change the online weights, so the target moved.
+
+
+def test_enqueue_is_fifo_newest_first():
+  queue = np.arange(12, dtype=np.float32).reshape(6, 2)
+  items = -np.arange(1, 5, dtype=np.float32).reshape(2, 2)
+  updated = np.asarray(moco.enqueue(jnp.asarray(queue), jnp.asarray(items)))
+  np.testing.assert_array_equal(updated, np.concatenate([items, queue[:4]]))
+  # Along another axis (SwAV's [views, Q, D] queue), and with more items than slots.
+  queue3 = np.zeros((2, 3, 1), np.float32)
+  many = np.arange(8, dtype=np.float32).reshape(2, 4, 1)
+  np.testing.assert_array_equal(moco.enqueue(jnp.asarray(queue3), jnp.asarray(many), axis=1),
+                                many[:, :3])
+
+
+def test_momentum_schedules():
+  for step in (0, 3, 10):
+    expected = 1 - (1 - 0.99) * (np.cos(np.pi * step / 10) + 1) / 2
+    assert float(moco.momentum_at(step, 0.99, "cosine", 10)) == pytest.approx(expected, abs=1e-7)
+  assert float(moco.momentum_at(50, 0.99, "cosine", 10)) == pytest.approx(1.0)
+  assert float(moco.momentum_at(7, 0.999, "constant", None)) == pytest.approx(0.999)
+  config = zoo_config("unused", "byol")
+  config.method.momentum_steps = None
+  with pytest.raises(ValueError, match="momentum_steps"):
+    base.get_method(config.method)
+
+
+def test_moco_pair_loss_with_intra_negatives_matches_loop():
+  rng = np.random.default_rng(0)
+  q, k = rng.normal(size=(5, 4)), rng.normal(size=(5, 4))
+  queue, intra = rng.normal(size=(7, 4)), rng.normal(size=(5, 2, 4))
+  unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)
+  for in_batch in (False, True):
+    expected = []
+    for i in range(5):
+      logits = [unit(q[i]) @ unit(k[i])]
+      logits += [unit(q[i]) @ unit(k[j]) for j in range(5) if in_batch and j != i]
+      logits += [unit(q[i]) @ unit(row) for row in queue]
+      logits += [unit(q[i]) @ unit(row) for row in intra[i]]
+      logits = np.array(logits) / 0.2
+      expected.append(np.log(np.sum(np.exp(logits))) - logits[0])
+    got = moco.moco_pair_loss(jnp.asarray(q), jnp.asarray(k), 0.2, queue=jnp.asarray(queue),
+                              in_batch_negatives=in_batch, intra_keys=jnp.asarray(intra))
+    np.testing.assert_allclose(got, np.mean(expected), rtol=1e-5)
+  # Without intra negatives it is the shared MoCo loss.
+  np.testing.assert_allclose(
+      moco.moco_pair_loss(jnp.asarray(q), jnp.asarray(k), 0.2, queue=jnp.asarray(queue)),
+      losses.moco_info_nce(jnp.asarray(q), jnp.asarray(k), 0.2, queue=jnp.asarray(queue),
+                           in_batch_negatives=False), rtol=1e-6)
+
+
+def test_sinkhorn_marginals_over_the_global_batch():
+  scores = jax.random.normal(jax.random.PRNGKey(0), (16, 6))
+  mesh = sharding.make_mesh({"data": 8})
+  codes = jax.jit(lambda s: losses.sinkhorn(s, 0.05, 3), in_shardings=sharding.batch_sharding(mesh),
+                  out_shardings=sharding.replicated(mesh))(jax.device_put(
+                      scores, sharding.batch_sharding(mesh)))
+  np.testing.assert_allclose(codes, losses.sinkhorn(scores, 0.05, 3), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(np.sum(codes, axis=1), 1.0, rtol=1e-5)
+  # Each prototype gets about B / K of the global batch (3 iterations: within 10%).
+  np.testing.assert_allclose(np.sum(codes, axis=0), 16 / 6, rtol=0.1)
+
+
+def test_frame_differences_and_plain_views():
+  clips = np.random.default_rng(1).integers(0, 256, (2, 2, 3, 2, 2, 3), dtype=np.uint8)
+  x = clips.astype(np.float32) / 255
+  expected = np.concatenate([x[:, :, 1:] - x[:, :, :-1], x[:, :, 2:] - x[:, :, 1:2]], axis=2)
+  np.testing.assert_allclose(video_options.frame_differences(jnp.asarray(x)), expected, atol=1e-6)
+  key = jax.random.PRNGKey(0)
+  plain = video_options.prepare(jnp.asarray(clips), key, video_options.VideoOptions())
+  np.testing.assert_array_equal(plain.views, base.normalize_clips(jnp.asarray(clips)))
+  assert plain.intra_negatives is None
+  alternate = video_options.prepare(jnp.asarray(clips), key,
+                                    video_options.VideoOptions(frame_difference="alternate"))
+  np.testing.assert_array_equal(alternate.views[:, 0], plain.views[:, 0])
+  np.testing.assert_allclose(alternate.views[:, 1], expected[:, 1] / np.float32(base.CLIP_STD[0]),
+                             rtol=1e-5, atol=1e-6)
+
+
+def test_background_erasing_mixes_a_static_frame_of_the_clip():
+  # Frame t of every clip is the constant image value[t], so an erased frame is
+  # (1 - w) * value[t] + w * value[t*]; recover (w, t*) and check them.
+  rng = np.random.default_rng(2)
+  values = rng.uniform(0, 1, (4, 3, 5)).astype(np.float32)
+  clips = np.broadcast_to(values[:, :, :, None, None, None], (4, 3, 5, 2, 2, 3))
+  erased = np.asarray(video_options.background_erasing(jnp.asarray(clips), jax.random.PRNGKey(4),
+                                                       prob=0.5, max_weight=0.3))
+  erased_views = 0
+  for b in range(4):
+    for v in range(3):
+      frames, original = erased[b, v, :, 0, 0, 0], values[b, v]
+      if np.allclose(frames, original, atol=1e-6):
+        continue
+      erased_views += 1
+      fits = []
+      for static in range(5):
+        gap = original[static] - original
+        weight = np.sum((frames - original) * gap) / np.sum(gap * gap)
+        fits.append((np.max(np.abs(original + weight * gap - frames)), weight))
+      error, weight = min(fits)
+      assert error < 1e-5 and 0 < weight <= 0.3
+  assert 0 < erased_views < 12  # prob 0.5 over 12 views: some, not all (seeded).
+
+
+def test_intra_video_negatives_share_frames_not_order():
+  clips = np.random.default_rng(3).integers(0, 256, (6, 2, 4, 2, 2, 3), dtype=np.uint8)
+  negatives = np.asarray(video_options.intra_video_negatives(
+      jnp.asarray(clips), jax.random.PRNGKey(5), ("shuffle", "repeat")))
+  assert negatives.shape == (6, 2, 4, 2, 2, 3)
+  for b in range(6):
+    anchor = clips[b, 0]
+    shuffled, repeated = negatives[b, 0], negatives[b, 1]
+    order = [next(t for t in range(4) if np.array_equal(frame, anchor[t])) for frame in shuffled]
+    assert sorted(order) == [0, 1, 2, 3] and order != [0, 1, 2, 3]
+    assert all(np.array_equal(frame, repeated[0]) for frame in repeated)
+    assert any(np.array_equal(repeated[0], frame) for frame in anchor)
+
+
+def test_video_options_are_validated():
+  config = zoo_config("unused", "byol")
+  config.method.video = dict(background_erasing=0.5)
+  with pytest.raises(ValueError, match="unknown key.*background_erasing_prob"):
+    base.get_method(config.method)
+  config.method.video = dict(intra_negatives=("shuffle",))
+  with pytest.raises(ValueError, match="byol has no negatives"):
+    base.get_method(config.method)
+  config = zoo_config("unused", "moco_v2")
+  config.method.video = dict(frame_difference="optical_flow")
+  with pytest.raises(ValueError, match="frame_difference"):
+    base.get_method(config.method)
+
+
+@pytest.mark.parametrize("spec", ["rho_moco_slow_r50_kinetics400.py:rho4,runlocal",
+                                  "rho_byol_slow_r50_kinetics400.py:runlocal",
+                                  "cvrl_r3d50_kinetics400.py:runlocal"])
+def test_real_data_recipes_pass_a_runlocal_smoke_run(tiny_store, tmp_path, spec):
+  config = config_lib.load_config("configs/pretrain/" + spec)
+  config.data.store_dir = str(tiny_store)  # The Kinetics store does not exist here.
+  config.model.overrides = dict(TINY_BACKBONE)
+  config.data.update(dict(num_frames=4, crop_size=16))
+  config.train.update(dict(num_steps=2, checkpoint_every=2, log_every=1))
+  result = trainer.train(config, tmp_path / "run", progress=False)
+  assert result.step == 2 and np.isfinite(result.last_metrics["loss"])
+  assert store_lib.PreparedStore(config.data.store_dir).num_classes == 4

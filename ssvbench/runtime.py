@@ -13,7 +13,11 @@ import pathlib
 
 
 def configure_jax() -> None:
+  """Starts jax.distributed when asked (see sharding.maybe_initialize_distributed) and
+  turns on the persistent compilation cache."""
   import jax
+  from ssvbench.train import sharding
+  sharding.maybe_initialize_distributed()
   where = os.environ.get("SSVBENCH_JAX_CACHE", str(pathlib.Path.home() / ".cache" / "ssvbench" / "jax"))
   if where.lower() == "off":
     return

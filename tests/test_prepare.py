@@ -265,7 +265,7 @@ def test_prepare_manifest_records_and_reports(source, tmp_path, caplog, capsys):
   assert all("Invalid data found" in message for message in corrupt_logs)
   assert any("Jump/v_Jump_g05_c01" in message for message in corrupt_logs)
   assert any("1 of 9 listed videos" in r.getMessage() for r in caplog.records)
-  summary = capsys.readouterr().out
+  summary = capsys.readouterr().err  # the summary goes to stderr
   assert "6 ok, 2 corrupt, 1 missing of 9 listed" in summary
   assert "corrupt: Run/v_Run_g07_c01.avi: InvalidDataError" in summary
 
@@ -353,7 +353,7 @@ def test_interrupted_prepare_resumes_to_identical_bytes(source, reference_store,
   capsys.readouterr()
   run_prepare(source, tmp_path / "out")
   assert len(calls) == 8 - 3  # 8 present files, 3 staged before the interruption
-  assert "5 decoded, 3 reused from staging" in capsys.readouterr().out
+  assert "5 decoded, 3 reused from staging" in capsys.readouterr().err
   assert store_files(tmp_path / "out") == store_files(reference_store)
 
 

@@ -74,11 +74,6 @@ def error_line(err: str) -> str:
   return lines[0]
 
 
-def last_json(out: str) -> dict:
-  """The JSON object ending the CLI's stdout (after prepare's summary lines)."""
-  return json.loads(out[out.index("\n{") + 1:] if not out.startswith("{") else out)
-
-
 def store_files(out_dir: Path) -> dict[str, bytes]:
   return {p.relative_to(out_dir).as_posix(): p.read_bytes()
           for p in sorted(out_dir.rglob("*")) if p.is_file()}
@@ -198,10 +193,10 @@ def test_ucf101_prepare_manifest_and_missing_fraction(ucf, tmp_path, capsys):
 
   code, out, err = run_prepare(capsys, *common, "--allow-missing")
   assert code == 0 and "differ from the official" in err
-  assert "9 ok, 2 corrupt, 1 missing of 12 listed" in out
+  assert "9 ok, 2 corrupt, 1 missing of 12 listed" in err  # the summary; JSON on stdout
   prepared = store_lib.PreparedStore(out_dir)
   manifest = prepared.manifest
-  assert last_json(out) == {"manifest_hash": prepared.manifest_hash, "official_split": 1,
+  assert json.loads(out) == {"manifest_hash": prepared.manifest_hash, "official_split": 1,
                             "official_split_files": False, "counts": manifest["counts"]}
   assert (prepared.dataset, prepared.official_split, prepared.official_split_files) == (
       "ucf101", 1, False)
@@ -262,7 +257,7 @@ def test_ucf101_official_split_files_partial_copy(ucf, tmp_path, capsys):
   assert code == 2 and "13309 of 13320 listed videos" in error_line(err)
   code, out, err = run_prepare(capsys, "ucf101", "--source-dir", ucf["videos"],
                                "--out", out_dir, "--allow-missing")
-  assert code == 0 and err == ""
+  assert code == 0 and "warning" not in err  # official files: no warning
   prepared = store_lib.PreparedStore(out_dir)
   assert (prepared.official_split, prepared.official_split_files) == (1, True)
   assert prepared.num_classes == 101 and len(prepared.manifest["videos"]) == 13320
@@ -297,8 +292,8 @@ def test_ucf101_interrupted_prepare_resumes_to_identical_store(ucf, tmp_path, ca
   monkeypatch.undo()
 
   # Resumed with two worker processes: the output depends on neither.
-  code, out, _ = run_prepare(capsys, *common, "--out", out_dir, "--workers", "2")
-  assert code == 0 and "8 decoded, 3 reused from staging" in out
+  code, _, err = run_prepare(capsys, *common, "--out", out_dir, "--workers", "2")
+  assert code == 0 and "8 decoded, 3 reused from staging" in err
   assert store_files(out_dir) == store_files(tmp_path / "reference")
 
 
@@ -379,7 +374,7 @@ def test_hmdb51_three_splits_skip_unused_clips(hmdb, tmp_path, capsys):
     for name in ("train", "test"):
       expected = [hmdb["levels"][v["path"]] for v in prepared.videos(name)]
       np.testing.assert_allclose(record_levels(prepared, name), expected, atol=3)
-    assert "3 skipped of 12 listed" in out
+    assert "3 skipped of 12 listed" in err
 
   # The store checks the skipped count like the others (hash recomputed: not an edit
   # the hash would catch).
@@ -470,7 +465,7 @@ def test_kinetics400_dry_run_prepare_and_pipeline_batch(k400, tmp_path, capsys):
   assert code == 2 and "1 of 12 listed videos (8.3%)" in error_line(err)
   out_dir = tmp_path / "k400"
   code, out, err = run_prepare(capsys, *common, "--out", out_dir)
-  assert code == 0 and "10 ok, 1 corrupt, 1 missing of 12 listed" in out
+  assert code == 0 and "10 ok, 1 corrupt, 1 missing of 12 listed" in err
   prepared = store_lib.PreparedStore(out_dir)
   assert prepared.class_names == K400_CLASSES and prepared.official_split is None
   assert "official_split" not in prepared.manifest

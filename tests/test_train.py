@@ -71,3 +71,38 @@ def test_resume_continues_exactly(tiny_store, tmp_path):
   assert step_a == step_b == 4
   for a, b in zip(weights_a, weights_b):
     np.testing.assert_array_equal(a, b)
+
+
+def test_two_processes_match_one(tiny_store, tmp_path):
+  """Multi-host: 2 processes x 4 CPU devices (gloo) give the 1-process losses."""
+  import os
+  import socket
+  import subprocess
+  import sys
+
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  workdir = tmp_path / "multihost"
+  argv = [sys.executable, "-m", "ssvbench.cli", "pretrain",
+          "--config", "configs/pretrain/simclr_r3d_synthactions.py:runlocal",
+          f"--config.data.store_dir={tiny_store}", "--config.train.num_steps=2",
+          "--config.train.log_every=1", "--config.train.checkpoint_every=2",
+          "--workdir", str(workdir), "--no-progress"]
+  procs = []
+  for process_id in range(2):
+    env = dict(os.environ, JAX_PLATFORMS="cpu",
+               XLA_FLAGS="--xla_force_host_platform_device_count=4",
+               SSVBENCH_COORDINATOR=f"127.0.0.1:{port}", SSVBENCH_NUM_PROCESSES="2",
+               SSVBENCH_PROCESS_ID=str(process_id), SSVBENCH_JAX_CACHE="off")
+    procs.append(subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True))
+  outputs = [p.communicate(timeout=600)[0] for p in procs]
+  for p, out in zip(procs, outputs):
+    assert p.returncode == 0, out[-3000:]
+  config = tiny_pretrain_config(tiny_store, num_steps=2, log_every=1, checkpoint_every=2)
+  trainer.train(config, tmp_path / "single", progress=False)
+  multi, single = _losses(workdir), _losses(tmp_path / "single")
+  assert sorted(multi) == [1, 2]
+  for step in (1, 2):
+    np.testing.assert_allclose(multi[step], single[step], rtol=1e-4)

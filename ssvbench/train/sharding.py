@@ -38,8 +38,9 @@ def maybe_initialize_distributed(coordinator: str | None = None,
     return
   num_processes = num_processes or int(os.environ["SSVBENCH_NUM_PROCESSES"])
   process_id = process_id if process_id is not None else int(os.environ["SSVBENCH_PROCESS_ID"])
-  if jax.default_backend() == "cpu" or os.environ.get("JAX_PLATFORMS", "") == "cpu":
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  # CPU processes need a collectives library to talk to each other; gloo works on any
+  # host. (Set before the backend starts; it does not affect GPU/TPU backends.)
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
                              process_id=process_id)
   logging.info("jax.distributed: process %d of %d", process_id, num_processes)

@@ -27,7 +27,7 @@ from ssvbench.data import pipeline
 from ssvbench.methods import base as methods_base
 from ssvbench.train import sharding
 
-VIEW_KEYS = ("num_temporal_views", "num_spatial_crops", "num_frames", "frame_stride", "crop_size")
+from ssvbench.evaluators.protocol import VIEW_KEYS  # noqa: E402  (one definition)
 
 
 def view_spec(views: Mapping[str, Any]) -> dict[str, int]:

@@ -21,7 +21,7 @@ Choices, each for a reason:
   stability limit 2(1+momentum)/0.5 = 7.6.
 - SGD from zero keeps W in the row space of the training features, so when there are
   fewer training videos than dimensions the probe trains, exactly, in the N-dim
-  coordinates of that row space (an orthonormal basis from the SVD): a 2048-d probe on
+  coordinates of that row space (an orthonormal basis from a QR): a 2048-d probe on
   1000 videos costs a 1000-d one. All grid points train at once under `jax.vmap`.
 """
 
@@ -53,8 +53,10 @@ class _Preprocess:
     self.basis = None
     if len(fit_features) < dim:
       standardised = (fit_features - self.mean) * self.scale
-      _, _, right = np.linalg.svd(standardised.astype(np.float64), full_matrices=False)
-      self.basis = right.T.astype(np.float32)  # [D, N], orthonormal columns.
+      # Orthonormal columns spanning the row space ([D, N]); QR is several times faster
+      # than an SVD here and any basis of the span gives the same probe.
+      basis, _ = np.linalg.qr(standardised.T.astype(np.float64))
+      self.basis = basis.astype(np.float32)
 
   def __call__(self, x: np.ndarray) -> np.ndarray:
     x = (x - self.mean) * self.scale

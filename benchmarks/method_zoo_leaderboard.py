@@ -1,0 +1,144 @@
+"""The SynthActions method-zoo leaderboard: every method under one budget, one protocol.
+
+Why: a comparison of objectives means something only when everything else is equal. Each
+method here pre-trains the same backbone for the same number of steps at the same batch,
+clip shape, augmentation, optimiser and seed (the `recipes.synthactions_pretrain` recipe,
+only `config.method` differs), and is evaluated by the same frozen-feature protocol
+(`synthactions`, which includes the motion-only class subset: classes that differ only by
+their motion, where a method that learned appearance alone is at chance). The supervised
+(cross-entropy, SupCon) and random-init rows bracket the self-supervised ones.
+
+Writes results/synthactions_method_zoo.{md,csv,tex,html} (the regenerating command at the
+top) and the raw records to results/synthactions_method_zoo.jsonl, and prints each run's
+final collapse monitor (std of the normalised embeddings over the batch, x sqrt(d): 1 when
+spread, 0 when collapsed).
+
+Run (the store is generated and prepared first if absent, as in the quickstart):
+  /work/venv/bin/python benchmarks/method_zoo_leaderboard.py --data-dir ssvbench_data/synthactions
+Smoke run (minutes):
+  /work/venv/bin/python benchmarks/method_zoo_leaderboard.py --steps 2 --batch 8 \\
+      --backbone r3d_tiny --workdir /tmp/zoo_smoke --out /tmp/zoo_smoke/results
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import pathlib
+import shlex
+import sys
+import time
+
+METHODS = ("simclr", "moco_v2", "moco_v3", "byol", "simsiam", "swav", "barlow_twins", "vicreg",
+           "supcon", "supervised", "random_init")
+# Columns of the committed table; every other metric stays in the JSONL records.
+DEFAULT_METRICS = ("knn/top1", "linear/top1", "motion_only/knn/top1", "motion_only/linear/top1",
+                   "retrieval/R@1", "fewshot_linear/5shot")
+BASENAME = "synthactions_method_zoo"
+
+
+def parse_args(argv):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--data-dir", default="ssvbench_data/synthactions",
+                      help="SynthActions folder; its store/ is generated and prepared if absent")
+  parser.add_argument("--workdir", default="runs/method_zoo", help="one pre-training run per method")
+  parser.add_argument("--out", default="results", help="where the tables and records go")
+  parser.add_argument("--methods", nargs="*", default=list(METHODS))
+  parser.add_argument("--steps", type=int, default=300, help="pre-training steps of every method")
+  parser.add_argument("--batch", type=int, default=32, help="videos per step of every method")
+  parser.add_argument("--backbone", default=None, help="backbone of every method "
+                      "(default: the recipe's r3d_cpu)")
+  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--protocol", default="synthactions")
+  parser.add_argument("--no-progress", action="store_true")
+  return parser.parse_args(argv)
+
+
+def ensure_store(data_dir: pathlib.Path, progress: bool) -> pathlib.Path:
+  """The prepared store under data_dir, generated as the quickstart does if absent."""
+  from ssvbench import quickstart
+  store_dir = data_dir / "store"
+  if not (store_dir / "manifest.json").is_file():
+    quickstart.prepare_synthactions(quickstart.default_config(), data_dir, progress=progress)
+  return store_dir
+
+
+def method_config(method: str, store_dir: pathlib.Path, args):
+  """The shared recipe with only the method block differing."""
+  from ssvbench import recipes
+  config = recipes.synthactions_pretrain(method, store_dir=str(store_dir))
+  config.seed = args.seed
+  config.train.batch_size = args.batch
+  # Through the field reference this also moves the end of the momentum schedules.
+  config.train.num_steps = args.steps if method != "random_init" else 0
+  config.train.checkpoint_every = args.steps
+  config.optim.warmup_steps = min(config.optim.warmup_steps, max(args.steps - 1, 0))
+  if args.backbone:
+    config.model.backbone = args.backbone
+  return config
+
+
+def collapse_monitor(run_dir: pathlib.Path, proj_dim: int | None) -> float | None:
+  """Last logged embedding std x sqrt(d), or None for methods that do not log it."""
+  metrics_file = run_dir / "metrics.jsonl"
+  if not metrics_file.is_file() or not proj_dim:
+    return None
+  rows = [json.loads(line) for line in metrics_file.read_text().splitlines()]
+  values = [row["embedding_std"] for row in rows if "embedding_std" in row]
+  return values[-1] * math.sqrt(proj_dim) if values else None
+
+
+def main(argv=None) -> int:
+  args = parse_args(sys.argv[1:] if argv is None else argv)
+  unknown = sorted(set(args.methods) - set(METHODS))
+  if unknown:
+    raise SystemExit(f"--methods: unknown {unknown}; valid: {', '.join(METHODS)}.")
+  from ssvbench import evaluate
+  from ssvbench.results import records as records_lib
+  from ssvbench.results import tables
+  from ssvbench.train import trainer
+
+  command = "/work/venv/bin/python benchmarks/method_zoo_leaderboard.py " + shlex.join(
+      sys.argv[1:] if argv is None else argv)
+  progress = not args.no_progress
+  store_dir = ensure_store(pathlib.Path(args.data_dir), progress)
+  workdir, out_dir = pathlib.Path(args.workdir), pathlib.Path(args.out)
+  all_records, notes = [], []
+  for method in args.methods:
+    config = method_config(method, store_dir, args)
+    run_dir = workdir / method
+    start = time.perf_counter()
+    trainer.train(config, run_dir, resume=True, progress=progress)
+    trained = time.perf_counter() - start
+    record = evaluate.evaluate_run(run_dir, protocol=args.protocol, append=False,
+                                   progress=progress, run_name=method)
+    monitor = collapse_monitor(run_dir, config.method.get("proj_dim", None))
+    record["extra"].update({"budget": {"steps": int(config.train.num_steps),
+                                       "batch": args.batch, "backbone": config.model.backbone},
+                            "final_embedding_std_x_sqrt_d": monitor})
+    all_records.append(record)
+    notes.append(f"{method:13s} pretrain {trained:6.0f}s  eval {time.perf_counter() - start - trained:5.0f}s"
+                 + (f"  embedding std x sqrt(d) {monitor:.2f}" if monitor is not None else ""))
+    print(notes[-1], flush=True)
+
+  out_dir.mkdir(parents=True, exist_ok=True)
+  records_file = out_dir / f"{BASENAME}.jsonl"
+  records_file.unlink(missing_ok=True)
+  for record in all_records:
+    records_lib.append_record(records_file, record)
+  available = {name for record in all_records for name in record["metrics"]}
+  metrics = [name for name in DEFAULT_METRICS if name in available] or None
+  backbone = args.backbone or "r3d_cpu"
+  header = (f"SynthActions method zoo: {args.steps} steps x batch {args.batch}, backbone "
+            f"{backbone}, seed {args.seed}, same recipe for every method.\n"
+            f"Regenerate with: {command}")
+  paths = tables.write_tables(all_records, out_dir, BASENAME, metrics=metrics, header=header)
+  print(tables.to_markdown(tables.leaderboards(all_records, metrics), header=header))
+  print("\n".join(notes))
+  print("wrote", ", ".join(str(p) for p in [records_file, *paths.values()]))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -42,7 +42,8 @@ def parse_args(argv):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--data-dir", default="ssvbench_data/synthactions",
                       help="SynthActions folder; its store/ is generated and prepared if absent")
-  parser.add_argument("--workdir", default="runs/method_zoo", help="one pre-training run per method")
+  parser.add_argument("--workdir", default="runs/method_zoo",
+                      help="one pre-training run per method")
   parser.add_argument("--out", default="results", help="where the tables and records go")
   parser.add_argument("--methods", nargs="*", default=list(METHODS))
   parser.add_argument("--steps", type=int, default=300, help="pre-training steps of every method")
@@ -118,7 +119,8 @@ def main(argv=None) -> int:
                                        "batch": args.batch, "backbone": config.model.backbone},
                             "final_embedding_std_x_sqrt_d": monitor})
     all_records.append(record)
-    notes.append(f"{method:13s} pretrain {trained:6.0f}s  eval {time.perf_counter() - start - trained:5.0f}s"
+    evaluated = time.perf_counter() - start - trained
+    notes.append(f"{method:13s} pretrain {trained:6.0f}s  eval {evaluated:5.0f}s"
                  + (f"  embedding std x sqrt(d) {monitor:.2f}" if monitor is not None else ""))
     print(notes[-1], flush=True)
 

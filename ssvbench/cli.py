@@ -126,6 +126,21 @@ def cmd_evaluate(args, overrides) -> int:
   return 0
 
 
+def cmd_finetune(args, overrides) -> int:
+  from ssvbench import runtime
+  from ssvbench.evaluators import finetune
+  if overrides:
+    raise SystemExit("finetune takes no --config.* overrides; the recipe is part of the "
+                     "versioned protocol.")
+  runtime.configure_jax()
+  result = finetune.finetune_run(args.workdir, args.protocol, args.out, store_dir=args.store,
+                                 resume=args.resume, results_file=args.results,
+                                 progress=not args.no_progress)
+  print(json.dumps(dict(result["metrics"], chosen_step=result["details"]["chosen_step"]),
+                   indent=2))
+  return 0
+
+
 def cmd_evaluate_features(args, overrides) -> int:
   from ssvbench.evaluators import evaluate_features
   del overrides
@@ -209,6 +224,20 @@ def build_parser() -> argparse.ArgumentParser:
                  "(default <workdir>/results.jsonl)")
   p.add_argument("--no-progress", action="store_true")
   p.set_defaults(func=cmd_evaluate)
+
+  p = sub.add_parser("finetune", help="fine-tune a pre-training run under a protocol's "
+                     "recipe; the checkpoint is chosen on validation, test is scored once.")
+  p.add_argument("--workdir", required=True, help="a pretrain workdir")
+  p.add_argument("--protocol", required=True, help="protocol name (configs/protocols/NAME.py)")
+  p.add_argument("--out", default=None, help="fine-tuning output folder (default "
+                 "<workdir>/finetune/<protocol>)")
+  p.add_argument("--store", default=None, help="prepared store of the protocol's dataset "
+                 "(default: the run's pre-training store)")
+  p.add_argument("--results", default=None, help="results.jsonl to append to "
+                 "(default <workdir>/results.jsonl)")
+  p.add_argument("--resume", action="store_true", help="continue an interrupted fine-tune")
+  p.add_argument("--no-progress", action="store_true")
+  p.set_defaults(func=cmd_finetune)
 
   p = sub.add_parser("evaluate-features", help="evaluate any model's features (npz files) "
                      "under a protocol.")

@@ -48,7 +48,8 @@ def zoo_config(store_dir, method, **train):
 
 
 def _metrics(workdir):
-  return {r["step"]: r for r in map(json.loads, (workdir / "metrics.jsonl").read_text().splitlines())}
+  lines = (workdir / "metrics.jsonl").read_text().splitlines()
+  return {record["step"]: record for record in map(json.loads, lines)}
 
 
 def _all_leaves(workdir):
@@ -131,14 +132,14 @@ def test_moco_v2_loss_and_queue_do_not_depend_on_device_count(tiny_store):
   results = {}
   for devices in (1, 8):
     mesh = sharding.make_mesh({"data": devices})
-    step = jax.jit(loss_and_rest, in_shardings=(sharding.replicated(mesh), sharding.replicated(mesh),
-                                                sharding.batch_sharding(mesh)),
-                   out_shardings=sharding.replicated(mesh))
+    replicated = sharding.replicated(mesh)
+    step = jax.jit(loss_and_rest, out_shardings=replicated,
+                   in_shardings=(replicated, replicated, sharding.batch_sharding(mesh)))
     results[devices] = step(params, rest, sharding.global_batch(batch, mesh))
   (loss_1, rest_1), (loss_8, rest_8) = results[1], results[8]
   np.testing.assert_allclose(loss_8, loss_1, rtol=1e-5)
   queue_before = np.asarray(rest["queue"].get_value())
-  queue_1, queue_8 = np.asarray(rest_1["queue"].get_value()), np.asarray(rest_8["queue"].get_value())
+  queue_1, queue_8 = (np.asarray(r["queue"].get_value()) for r in (rest_1, rest_8))
   # Keys pass BN and normalisation: reduction order differs across devices (~1e-5).
   np.testing.assert_allclose(queue_8, queue_1, rtol=1e-4, atol=5e-5)
   # FIFO: the 16 new keys (8 videos x 2 views, unit norm) in front, the rest shifted back.
@@ -188,6 +189,22 @@ def test_enqueue_is_fifo_newest_first():
   many = np.arange(8, dtype=np.float32).reshape(2, 4, 1)
   np.testing.assert_array_equal(moco.enqueue(jnp.asarray(queue3), jnp.asarray(many), axis=1),
                                 many[:, :3])
+
+
+def test_ema_update_moves_only_target_weights():
+  rest = nnx.State({
+      "target": {"backbone": {"kernel": moco.EMATarget(jnp.ones(2)),
+                              "mean": nnx.BatchStat(jnp.zeros(2))}},
+      "queue": moco.Queue(jnp.zeros(3))})
+  params = nnx.State({"backbone": {"kernel": nnx.Param(jnp.full(2, 3.0))},
+                      "predictor": {"kernel": nnx.Param(jnp.ones(1))}})
+  updated = moco.ema_update(rest, params, 0.75)
+  np.testing.assert_allclose(updated["target"]["backbone"]["kernel"].get_value(), 0.75 + 0.25 * 3)
+  np.testing.assert_array_equal(updated["target"]["backbone"]["mean"].get_value(), 0.0)
+  np.testing.assert_array_equal(updated["queue"].get_value(), 0.0)
+  np.testing.assert_array_equal(rest["target"]["backbone"]["kernel"].get_value(), 1.0)  # Pure.
+  with pytest.raises(ValueError, match="no online counterpart"):
+    moco.ema_update(rest, nnx.State({"predictor": params["predictor"]}), 0.5)
 
 
 def test_momentum_schedules():

@@ -14,8 +14,10 @@ lr 0.6 at batch 64 (1.2 for rho = 4; per 8-GPU machine, scaled by the machine co
 weight decay 1e-6, cosine schedule, 35 warm-up epochs, 200 epochs (750,806 steps over the
 240,258 training clips of the common mirror; adjust to your manifest).
 
-Backbone: `slow_r50` is not in ssvbench.models.registry yet; until it is, this config builds
-only in its `runlocal` variant, which uses `r3d_tiny`.
+Backbone: `slow_r50` (Slow pathway R50: temporal kernels only in res4/res5, no temporal
+downsampling) comes from ssvbench/models/slowfast.py, which was being added when this
+config was written; until the registry lists it, this config builds only in its
+`runlocal` variant, which uses `r3d_tiny`.
 
 Run:
   ssvbench pretrain --config configs/pretrain/rho_byol_slow_r50_kinetics400.py --workdir runs/rho_byol

@@ -16,8 +16,9 @@ cosine schedule, 35 warm-up epochs, 200 epochs. Steps assume the 240,258 trainin
 the common Kinetics-400 mirror: 200 * 240,258 / 64 = 750,806 (adjust to your manifest).
 
 Backbone: `slow_r50` (Slow pathway R50: temporal kernels only in res4/res5, no temporal
-downsampling) is not in ssvbench.models.registry yet; until it is, this config builds only in
-its `runlocal` variant, which uses `r3d_tiny`.
+downsampling) comes from ssvbench/models/slowfast.py, which was being added when this
+config was written; until the registry lists it, this config builds only in its
+`runlocal` variant, which uses `r3d_tiny`.
 
 Run:
   ssvbench prepare kinetics400 --source-dir /data/kinetics400 --out ssvbench_data/kinetics400

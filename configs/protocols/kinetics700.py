@@ -50,6 +50,22 @@ def get_config(arg=None):
                                      selection="validation")
   config.evals.diagnostics = dict(type="diagnostics", split="test", max_samples=4096, seed=0)
 
+  # Full fine-tuning (ssvbench finetune --workdir RUN --protocol kinetics700). The supervised
+  # Slow-R50 8x8 Kinetics recipe of SlowFast (configs/Kinetics/SLOW_8x8_R50.yaml): SGD,
+  # momentum 0.9, lr 0.1 at batch 64, cosine over 196 epochs with 34 warm-up epochs,
+  # weight decay 1e-4, scale-jittered crops + flip. SlowFast also uses dropout 0.5 before
+  # the head (ssvbench's head has none). A checkpoint every 14 epochs is scored on the
+  # carved validation part (3 x 1 views; test uses 10 x 3). VideoMAE fine-tunes ViTs
+  # for 75 epochs with AdamW lr 5e-4 (batch 384), weight decay 0.05.
+  config.finetune = dict(
+      epochs=1 if runlocal else 196, batch_size=8 if runlocal else 64,
+      checkpoint_every_epochs=0.5 if runlocal else 14, seed=0,
+      optimizer=dict(name="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4,
+                     warmup_epochs=0 if runlocal else 34, final_lr_fraction=0.0),
+      augment=dict(enabled=False, random_crop=True, crop_scale=(0.3, 1.0),
+                   crop_aspect=(0.75, 1.333), flip=True),
+      val_views=dict(num_temporal_views=3, num_spatial_crops=1), selection="validation")
+
   config.sweeps = ml_collections.ConfigDict()
   config.sweeps.knn_sweep = dict(type="knn_sweep", ks=(10, 20, 50, 100, 200),
                                  temperatures=(0.02, 0.07, 0.1, 0.5))

@@ -54,6 +54,19 @@ def get_config(arg=None):
                                        source="train+test")
   config.evals.diagnostics = dict(type="diagnostics", split="test", max_samples=4096, seed=0)
 
+  # Full fine-tuning (ssvbench finetune --workdir RUN --protocol synthactions), sized for
+  # the CPU backbone: ~94 steps of batch 32 over the ~300 training videos left after the
+  # validation carving, a checkpoint every 2 epochs, each scored on validation; crop and
+  # flip only (every class is flip-invariant). SGD + cosine as the field's video recipes
+  # (see configs/protocols/ucf101.py), with the learning rate of a fresh head at batch 32.
+  config.finetune = dict(epochs=10, batch_size=32, checkpoint_every_epochs=2, seed=0,
+                         optimizer=dict(name="sgd", lr=0.05, momentum=0.9, weight_decay=1e-4,
+                                        warmup_epochs=1, final_lr_fraction=0.0),
+                         augment=dict(enabled=False, random_crop=True, crop_scale=(0.3, 1.0),
+                                      flip=True),
+                         val_views=dict(num_temporal_views=4, num_spatial_crops=1),
+                         selection="validation")
+
   config.sweeps = ml_collections.ConfigDict()
   config.sweeps.knn_sweep = dict(type="knn_sweep", ks=(1, 5, 10, 20, 50),
                                  temperatures=(0.02, 0.07, 0.1, 0.5))

@@ -63,6 +63,41 @@ def _source_name(source: Any) -> str:
   return type(source).__name__
 
 
+class RecordSubset:
+  """The records of a source at `record_indices`, in that order, as a random-access source.
+
+  Fine-tuning trains on the training split minus a validation part carved by group, and
+  scores that part separately; both read the one split file through this view instead
+  of a second copy of the data. Element i is record `record_indices[i]` of the source.
+  A module-level class, so grain workers can pickle it.
+  """
+
+  def __init__(self, source: Any, record_indices: Sequence[int]):
+    source = open_source(source)
+    indices = np.asarray(record_indices)
+    where = f"record_indices into {_source_name(source)} ({len(source)} records)"
+    if indices.ndim != 1 or not len(indices):
+      raise ValueError(f"{where}: expected a non-empty list of record indices, got shape "
+                       f"{indices.shape}")
+    if not np.issubdtype(indices.dtype, np.integer):
+      raise ValueError(f"{where}: expected integers, got dtype {indices.dtype}")
+    outside = (indices < 0) | (indices >= len(source))
+    if outside.any():
+      raise ValueError(f"{where}: index {int(indices[outside][0])} is outside "
+                       f"[0, {len(source)})")
+    if len(np.unique(indices)) != len(indices):
+      raise ValueError(f"{where}: indices repeat; each record may appear once")
+    self.source = source
+    self.record_indices = indices.astype(np.int64)
+    self.paths = getattr(source, "paths", None)
+
+  def __len__(self) -> int:
+    return len(self.record_indices)
+
+  def __getitem__(self, position: int) -> bytes:
+    return self.source[int(self.record_indices[position])]
+
+
 class VideoRecord:
   """One decoded record; JPEG frames are decoded on demand and cached by index."""
 
@@ -113,9 +148,17 @@ class VideoRecord:
     return frames
 
 
-def _with_record_index(num_records: int, index: int, raw: bytes) -> tuple[int, bytes]:
+def _with_record_index(num_records: int, index: int, raw: bytes,
+                       record_indices: np.ndarray | None = None) -> tuple[int, bytes]:
   # Upstream of shuffle/repeat the index still counts epochs; the source wraps it.
-  return index % num_records, raw
+  position = index % num_records
+  # A subset reports the record's index in the split, not its position in the subset.
+  return (position if record_indices is None else int(record_indices[position])), raw
+
+
+def _with_subset_record_index(record_indices: np.ndarray, index: int,
+                              raw: bytes) -> tuple[int, bytes]:
+  return _with_record_index(len(record_indices), index, raw, record_indices)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,7 +218,8 @@ def make_train_dataset(source: Any, *, global_batch_size: int, seed: int,
                        augment: Any = transforms.AugmentConfig(), shuffle: bool = True,
                        num_epochs: int | None = None, max_interval: int | None = None,
                        worker_count: int = 0, read_threads: int = 2,
-                       prefetch_buffer_size: int = 2) -> grain.IterDataset:
+                       prefetch_buffer_size: int = 2,
+                       record_indices: Sequence[int] | None = None) -> grain.IterDataset:
   """The CVRL-style training stream of one process (see the module docstring).
 
   Args:
@@ -192,6 +236,8 @@ def make_train_dataset(source: Any, *, global_batch_size: int, seed: int,
     worker_count: grain worker processes (0: decode in this process's threads).
     read_threads: threads per process, each preparing whole micro-batches.
     prefetch_buffer_size: micro-batches prepared ahead per process.
+    record_indices: train on these records of the split only (an epoch is one pass
+      over them); None uses every record. `index` stays the record's index in the split.
 
   Returns:
     A checkpointable IterDataset of {"clips": uint8 [B_local, num_clips, num_frames,
@@ -206,12 +252,16 @@ def make_train_dataset(source: Any, *, global_batch_size: int, seed: int,
   records = open_source(source)
   if len(records) == 0:
     raise ValueError(f"{_source_name(records)} holds no records")
+  if record_indices is not None:
+    records = RecordSubset(records, record_indices)
+    index_records = functools.partial(_with_subset_record_index, records.record_indices)
+  else:
+    index_records = functools.partial(_with_record_index, len(records))
   transform = _TrainTransform(
       source_name=_source_name(records), num_clips=num_clips, num_frames=num_frames,
       frame_stride=frame_stride, crop_size=crop_size,
       augment=transforms.AugmentConfig.from_spec(augment), max_interval=max_interval)
-  dataset = grain.MapDataset.source(records).map_with_index(
-      functools.partial(_with_record_index, len(records)))
+  dataset = grain.MapDataset.source(records).map_with_index(index_records)
   dataset = dataset.seed(seed)
   if shuffle:
     dataset = dataset.shuffle()

@@ -30,7 +30,7 @@ PROTOCOL_DIR = config_lib.REPO_CONFIG_DIR / "protocols"
 REQUIRED_KEYS = ("name", "version", "num_classes", "splits", "views", "feature", "validation",
                  "evals")
 OPTIONAL_KEYS = ("dataset", "description", "variant", "sweeps", "class_splits",
-                 "per_device_batch")
+                 "per_device_batch", "finetune")
 # Evaluator settings that change speed or memory only, never a metric.
 EXECUTION_SETTINGS = ("query_chunk", "gallery_chunk", "chunk")
 # The view keys feature extraction reads (ssvbench.evaluators.extract.VIEW_KEYS).
@@ -86,6 +86,7 @@ def check_no_test_selection(spec: Mapping[str, Any] | ml_collections.ConfigDict)
   blocks = [(f"evals.{n}", e) for n, e in dict(spec.get("evals") or {}).items()]
   blocks += [(f"sweeps.{n}", e) for n, e in dict(spec.get("sweeps") or {}).items()]
   blocks.append(("validation", spec.get("validation") or {}))
+  blocks.append(("finetune", spec.get("finetune") or {}))  # ssvbench.evaluators.finetune
   for where, block in blocks:
     for key, value in dict(block).items():
       if key == "selection" and value != "validation":

@@ -88,7 +88,7 @@ def get_method(config: ml_collections.ConfigDict) -> Method:
 def _import_all() -> None:
   # Methods register themselves on import; importing here keeps the registry complete.
   from ssvbench.methods import (barlow_twins, byol, moco, simclr, simsiam, supcon,  # noqa: F401
-                                supervised, swav, vicreg)
+                                supervised, swav, vicreg, videomae)
 
 
 class ProjectionHead(nnx.Module):

@@ -198,8 +198,8 @@ class MoCoModel(nnx.Module):
 
 
 def _projection_head(config, in_dim, rngs, prefix="proj", output_norm=False):
-  head = base.ProjectionHead(in_dim, config.get(f"{prefix}_hidden_dim"), config.get(f"{prefix}_dim"),
-                             config.get(f"{prefix}_depth"), rngs=rngs)
+  head = base.ProjectionHead(in_dim, config.get(f"{prefix}_hidden_dim"),
+                             config.get(f"{prefix}_dim"), config.get(f"{prefix}_depth"), rngs=rngs)
   if not output_norm:
     return head
   # MoCo v3 / SimSiam end the projector with an affine-free BN.

@@ -22,6 +22,7 @@ The parameters are exactly ``nnx.Conv``'s (``kernel`` [kt, kh, kw, cin, cout], o
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence
 
@@ -31,7 +32,7 @@ from flax import nnx
 from jax import lax
 from jax.sharding import NamedSharding, PartitionSpec
 
-IMPLEMENTATIONS = ("auto", "native", "s2d", "im2col", "subsample")
+IMPLEMENTATIONS = ("auto", "native", "s2d", "im2col", "subsample", "gemm")
 _DIMENSION_NUMBERS = ("NDHWC", "DHWIO", "NDHWC")
 
 Triple = tuple[int, int, int]
@@ -103,7 +104,7 @@ def _reshape_keeping_batch_sharding(x: jax.Array, shape: Sequence[int]) -> jax.A
 
 
 def conv_space_to_depth(x: jax.Array, kernel: jax.Array, strides: Triple,
-                        padding: Padding) -> jax.Array:
+                        padding: Padding, stride1_conv=None) -> jax.Array:
   """Strided conv as a stride-1 conv over an s-phase regrouping of the padded input.
 
   Along a dim with stride s and kernel k, output o[i] = sum_j xp[s*i + j] w[j]. Writing
@@ -133,6 +134,8 @@ def conv_space_to_depth(x: jax.Array, kernel: jax.Array, strides: Triple,
   kernel = kernel.reshape(at, st, ah, sh, aw, sw, channels, out_features)
   kernel = kernel.transpose(0, 2, 4, 1, 3, 5, 6, 7).reshape(
       at, ah, aw, st * sh * sw * channels, out_features)
+  if stride1_conv is not None:
+    return stride1_conv(x, kernel)
   return conv_native(x, kernel, (1, 1, 1), ((0, 0), (0, 0), (0, 0)))
 
 
@@ -163,6 +166,68 @@ def conv_im2col(x: jax.Array, kernel: jax.Array, strides: Triple,
   return jnp.einsum("bthwk,ko->bthwo", patches, flat_kernel)
 
 
+def _flat_kernel(kernel: jax.Array) -> jax.Array:
+  return kernel.reshape(-1, kernel.shape[-1])
+
+
+def _gemm_conv_stride1(x: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
+  patches = extract_patches(x, kernel.shape[:3], (1, 1, 1), padding)
+  return jnp.einsum("bthwk,ko->bthwo", patches, _flat_kernel(kernel))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv_gemm(x: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
+  """Stride-1 conv as im2col + GEMM, with a VJP made of two more im2col GEMMs.
+
+  Autodiff of ``conv_im2col`` would keep the 27x-sized patches alive until the backward
+  pass and scatter a 27x-sized patch gradient back into the input; here the backward pass
+  rebuilds the patches from the saved input (cheap, memory-bound) and computes
+    d_input  = patches(pad(dy)) @ flip(kernel)^T   (a stride-1 conv of dy),
+    d_kernel = patches(x)^T @ dy                    (one GEMM contracting B*T*H*W).
+  """
+  return _gemm_conv_stride1(x, kernel, padding)
+
+
+def _conv_gemm_forward(x, kernel, padding):
+  return _gemm_conv_stride1(x, kernel, padding), (x, kernel)
+
+
+def _conv_gemm_backward(padding, residuals, d_out):
+  x, kernel = residuals
+  kernel_size = kernel.shape[:3]
+  # The input gradient of a stride-1 correlation is a correlation of the output gradient
+  # with the spatially flipped kernel (in/out swapped), padded by k-1-pad on each side.
+  transposed_padding = tuple((k - 1 - low, k - 1 - high)
+                             for k, (low, high) in zip(kernel_size, padding))
+  flipped = jnp.flip(kernel, axis=(0, 1, 2)).swapaxes(3, 4)
+  d_input = _gemm_conv_stride1_any_padding(d_out, flipped, transposed_padding)
+  patches = extract_patches(x, kernel_size, (1, 1, 1), padding)
+  d_kernel = jnp.einsum("bthwk,bthwo->ko", patches, d_out).reshape(kernel.shape)
+  return d_input.astype(x.dtype), d_kernel.astype(kernel.dtype)
+
+
+def _gemm_conv_stride1_any_padding(x, kernel, padding):
+  """Like _gemm_conv_stride1 but negative padding (a crop) is allowed."""
+  crops = [(max(-low, 0), max(-high, 0)) for low, high in padding]
+  if any(c != (0, 0) for c in crops):
+    x = x[:, crops[0][0]:x.shape[1] - crops[0][1], crops[1][0]:x.shape[2] - crops[1][1],
+          crops[2][0]:x.shape[3] - crops[2][1]]
+    padding = tuple((max(low, 0), max(high, 0)) for low, high in padding)
+  return _gemm_conv_stride1(x, kernel, padding)
+
+
+conv_gemm.defvjp(_conv_gemm_forward, _conv_gemm_backward)
+
+
+def conv_gemm_any_stride(x: jax.Array, kernel: jax.Array, strides: Triple,
+                         padding: Padding) -> jax.Array:
+  """'gemm': strided layers go through space-to-depth first, then the GEMM conv."""
+  if strides == (1, 1, 1):
+    return conv_gemm(x, kernel, padding)
+  return conv_space_to_depth(x, kernel, strides, padding,
+                             stride1_conv=lambda a, b: conv_gemm(a, b, ((0, 0),) * 3))
+
+
 def conv_subsample(x: jax.Array, kernel: jax.Array, strides: Triple,
                    padding: Padding) -> jax.Array:
   """1x1x1 conv (any stride, any padding) as a strided slice and a matmul."""
@@ -177,6 +242,7 @@ _PATHS = {
     "s2d": conv_space_to_depth,
     "im2col": conv_im2col,
     "subsample": conv_subsample,
+    "gemm": conv_gemm_any_stride,
 }
 
 

@@ -51,9 +51,19 @@ _OVERRIDES: dict[str, tuple[str, Callable]] = {
 _EXTRA_OVERRIDES = ("conv_impl",)
 
 
+def _other_families() -> dict:
+  """Backbone families with their own modules (ViT, Slow, S3D): name -> module.
+
+  Each module exposes ``VARIANTS`` (its names) and ``build(name, *, rngs, dtype,
+  **overrides)``; imported lazily so the ResNet path does not depend on them.
+  """
+  from ssvbench.models import s3d, slowfast, vit3d
+  return {name: module for module in (vit3d, slowfast, s3d) for name in module.VARIANTS}
+
+
 def available_backbones() -> list[str]:
   """Names accepted by ``build_backbone``, sorted."""
-  return sorted(_SPECS)
+  return sorted(list(_SPECS) + list(_other_families()))
 
 
 def backbone_spec(name: str, **overrides) -> ResNet3DSpec:
@@ -112,6 +122,9 @@ def build_backbone(name: str, *, rngs: nnx.Rngs, dtype=jnp.float32,
     An nnx.Module with an int ``feature_dim`` attribute; BatchNorm modes switch with
     ``model.train()`` / ``model.eval()``.
   """
+  families = _other_families()
+  if name in families:
+    return families[name].build(name, rngs=rngs, dtype=dtype, **overrides)
   conv_impl = overrides.pop("conv_impl", "auto")
   if conv_impl not in IMPLEMENTATIONS:
     raise ValueError(f"build_backbone: conv_impl {conv_impl!r}; valid: {IMPLEMENTATIONS}")

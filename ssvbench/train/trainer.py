@@ -169,6 +169,8 @@ def make_data_iterator(config, store, method):
       process_count=jax.process_count(),
       augment=config.data.get("augment", None),
       worker_count=config.data.get("worker_count", 0),
+      # Fine-tuning trains on the split minus its carved validation part.
+      record_indices=config.data.get("record_indices", None),
   )
   return iter(dataset)
 
@@ -211,8 +213,11 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
                             "choose a new workdir.")
     start_step, state = checkpointer.restore(state, data_iterator)
     logging.info("resumed from step %d", start_step)
-  elif resume:
-    logging.info("no checkpoint in %s yet, starting from scratch.", workdir)
+  else:
+    if resume:
+      logging.info("no checkpoint in %s yet, starting from scratch.", workdir)
+    if config.train.get("init_from", None):
+      state = init_backbone_from(state, config.train.init_from, optimizer, mesh)
   if jax.process_index() == 0:
     (workdir / "config.json").write_text(config_lib.to_json(config))
 
@@ -268,6 +273,49 @@ def load_trained_model(workdir: str | pathlib.Path, step: int | None = None):
   model = nnx.merge(graphdef, state["params"], state["rest"])
   model.eval()
   return config, model, restored_step
+
+
+# ----------------------------------------------------------------- init_from (fine-tuning)
+
+
+def init_backbone_from(state: dict, pretrain_workdir: str | pathlib.Path, optimizer, mesh) -> dict:
+  """Copies a pre-training run's backbone (parameters and batch statistics) into `state`.
+
+  Fine-tuning starts from the pre-trained backbone and a fresh head. Only the backbone
+  is copied (a pre-training head has nothing to do with the new labels), and the
+  optimiser state is re-initialised for the new parameters.
+
+  Args:
+    state: a fresh train state from `create_train_state` whose model has `.backbone`.
+    pretrain_workdir: a `ssvbench pretrain` workdir (its latest checkpoint is used).
+    optimizer: the optax transformation of this run.
+    mesh: the state's mesh (the copied arrays are placed replicated on it).
+
+  Returns:
+    The new state.
+  """
+  _, pretrained, step = load_trained_model(pretrain_workdir)
+  _, params, rest = split_model(pretrained.backbone)
+  replicated = sharding.replicated(mesh)
+  state = dict(state)
+  for name, copied in (("params", params), ("rest", rest)):
+    tree = state[name]
+    if "backbone" not in tree:
+      if not jax.tree.leaves(copied):
+        continue  # A backbone without batch statistics has an empty `rest`.
+      raise ValueError(f"config.train.init_from: this run's model has no backbone {name}.")
+    shapes = lambda t: {jax.tree_util.keystr(p): (x.shape, x.dtype)
+                        for p, x in jax.tree_util.tree_leaves_with_path(t)}
+    ours, theirs = shapes(tree["backbone"]), shapes(copied)
+    if ours != theirs:
+      differ = sorted(set(ours.items()) ^ set(theirs.items()), key=str)[:3]
+      raise ValueError(f"config.train.init_from={pretrain_workdir}: its backbone {name} do not "
+                       f"match this run's model (first differences: {differ}); fine-tune the "
+                       "backbone architecture that was pre-trained.")
+    tree["backbone"] = jax.device_put(copied, replicated)
+  state["opt_state"] = jax.jit(optimizer.init, out_shardings=replicated)(state["params"])
+  logging.info("initialised the backbone from %s (step %d)", pretrain_workdir, step)
+  return state
 
 
 def params_fingerprint(model: nnx.Module) -> str:

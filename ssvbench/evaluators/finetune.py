@@ -1,0 +1,410 @@
+"""Full fine-tuning under a protocol, with the epoch chosen on validation and test scored once.
+
+Frozen-feature numbers say what a representation already holds; fine-tuning says how
+good a starting point it is, and it is the number most video SSL papers lead with
+(UCF101/HMDB51 top-1). It is also where they most often select on test: the best epoch
+of a curve evaluated on the test list. Here:
+
+- The recipe (optimiser, schedule, epochs, batch, augmentation, checkpoint interval) is
+  the protocol's `finetune` block, so it is covered by the fingerprint of every number.
+- Training is the one trainer: a `supervised` run (cross-entropy, new linear head)
+  whose backbone is copied from the pre-training run (`config.train.init_from`), on the
+  training split MINUS a validation part carved by leakage group
+  (`config.data.record_indices`), so no source video spans the two parts.
+- Every saved checkpoint is scored on the carved validation part only; the best one is
+  chosen (highest top-1, then lowest loss, then the earliest step).
+- The chosen checkpoint alone is scored on test, once, with the protocol's views: a
+  video's scores are the softmax averaged over its views.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import pathlib
+import time
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import tqdm
+from flax import nnx
+
+from ssvbench import config as config_lib
+from ssvbench.data import pipeline, store as store_lib, transforms
+from ssvbench.data import validation as validation_lib
+from ssvbench.evaluators import extract, knn
+from ssvbench.evaluators import protocol as protocol_lib
+from ssvbench.methods import base as methods_base
+from ssvbench.results import records
+from ssvbench.train import sharding, trainer
+
+RESULT_FILE = "finetune.json"
+TRAIN_SUBDIR = "train"
+# Recipe keys: required ones, then optional ones with their defaults.
+REQUIRED_KEYS = ("epochs", "batch_size", "optimizer", "augment", "checkpoint_every_epochs",
+                 "selection")
+OPTIONAL_DEFAULTS = {"seed": 0, "val_views": {}}
+OPTIMIZER_REQUIRED = ("name", "lr")
+OPTIMIZER_DEFAULTS = {"momentum": 0.9, "weight_decay": 0.0, "warmup_epochs": 0.0,
+                      "final_lr_fraction": 0.0}
+OPTIMIZERS = ("sgd", "adamw", "lars")
+# Validation may use fewer views than test (it is scored once per checkpoint).
+VAL_VIEW_KEYS = ("num_temporal_views", "num_spatial_crops")
+
+
+def resolve_recipe(spec: ml_collections.ConfigDict | Mapping[str, Any]) -> dict[str, Any]:
+  """The protocol's fine-tuning recipe, checked and completed with its defaults.
+
+  Args:
+    spec: a protocol spec with a `finetune` block.
+
+  Returns:
+    The recipe as plain data (what `finetune_run` will use).
+
+  Raises:
+    ProtocolError: no `finetune` block, a missing or unknown key, or a bad value; the
+      message names `protocol <name>: finetune.<key>`.
+  """
+  spec = spec.to_dict() if isinstance(spec, ml_collections.ConfigDict) else dict(spec)
+  where = f"protocol {spec.get('name', '<protocol>')}: finetune"
+  if not spec.get("finetune"):
+    raise protocol_lib.ProtocolError(f"{where} is missing; this protocol has no fine-tuning "
+                                     "recipe (add a `finetune` block to its config).")
+  recipe = json.loads(json.dumps(dict(spec["finetune"])))
+  unknown = sorted(set(recipe) - set(REQUIRED_KEYS) - set(OPTIONAL_DEFAULTS))
+  missing = [k for k in REQUIRED_KEYS if k not in recipe]
+  if unknown or missing:
+    raise protocol_lib.ProtocolError(
+        f"{where}: unknown key(s) {unknown}, missing key(s) {missing}; required "
+        f"{list(REQUIRED_KEYS)}, optional {sorted(OPTIONAL_DEFAULTS)}.")
+  recipe = {**OPTIONAL_DEFAULTS, **recipe}
+
+  def check(ok: bool, key: str, expected: str):
+    if not ok:
+      raise protocol_lib.ProtocolError(f"{where}.{key}={_lookup(recipe, key)!r}: expected "
+                                       f"{expected}.")
+
+  check(recipe["selection"] == "validation", "selection", "'validation' (never test)")
+  check(_is_number(recipe["epochs"]) and recipe["epochs"] > 0, "epochs", "a positive number")
+  check(isinstance(recipe["batch_size"], int) and recipe["batch_size"] > 0, "batch_size",
+        "a positive integer")
+  check(_is_number(recipe["checkpoint_every_epochs"]) and recipe["checkpoint_every_epochs"] > 0,
+        "checkpoint_every_epochs", "a positive number")
+  check(isinstance(recipe["seed"], int), "seed", "an integer")
+  optimizer = recipe["optimizer"]
+  check(isinstance(optimizer, dict), "optimizer", f"a dict with {list(OPTIMIZER_REQUIRED)}")
+  unknown = sorted(set(optimizer) - set(OPTIMIZER_REQUIRED) - set(OPTIMIZER_DEFAULTS))
+  check(not unknown and all(k in optimizer for k in OPTIMIZER_REQUIRED), "optimizer",
+        f"keys {list(OPTIMIZER_REQUIRED)} and optionally {sorted(OPTIMIZER_DEFAULTS)}")
+  recipe["optimizer"] = optimizer = {**OPTIMIZER_DEFAULTS, **optimizer}
+  check(optimizer["name"] in OPTIMIZERS, "optimizer.name", f"one of {OPTIMIZERS}")
+  for key in ("lr", "momentum", "weight_decay", "warmup_epochs", "final_lr_fraction"):
+    check(_is_number(optimizer[key]) and optimizer[key] >= 0, f"optimizer.{key}",
+          "a number >= 0")
+  check(optimizer["lr"] > 0, "optimizer.lr", "a positive number")
+  check(optimizer["warmup_epochs"] < recipe["epochs"], "optimizer.warmup_epochs",
+        "fewer than `epochs`")
+  try:
+    transforms.AugmentConfig.from_spec(recipe["augment"])
+  except (TypeError, ValueError) as error:
+    raise protocol_lib.ProtocolError(f"{where}.augment: {error}") from None
+  val_views = recipe["val_views"]
+  check(isinstance(val_views, dict) and set(val_views) <= set(VAL_VIEW_KEYS)
+        and all(isinstance(v, int) and v >= 1 for v in val_views.values()), "val_views",
+        f"a dict of positive integers with keys among {list(VAL_VIEW_KEYS)}")
+  return recipe
+
+
+def _is_number(value: Any) -> bool:
+  return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _lookup(recipe: Mapping[str, Any], dotted: str) -> Any:
+  value: Any = recipe
+  for part in dotted.split("."):
+    value = value.get(part) if isinstance(value, Mapping) else None
+  return value
+
+
+def carve_fit_and_validation(store: store_lib.PreparedStore, split: str,
+                             validation: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+  """Record indices of the fitting and validation parts of a training split, by group.
+
+  Args:
+    store: the prepared store.
+    split: the training split.
+    validation: the protocol's `validation` block (`fraction`, `seed`).
+
+  Returns:
+    (fit_indices, val_indices): sorted, disjoint, together every record of the split.
+  """
+  mask = validation_lib.carve_validation(store.labels(split), store.groups(split),
+                                         float(validation["fraction"]), int(validation["seed"]))
+  if not mask.any() or mask.all():
+    raise ValueError(f"{store.out_dir}: cannot carve a validation part out of split {split!r} "
+                     "by group: no class has two or more groups.")
+  return np.nonzero(~mask)[0], np.nonzero(mask)[0]
+
+
+def plan_steps(recipe: Mapping[str, Any], num_fit: int) -> dict[str, Any]:
+  """Converts the recipe's epochs into steps (rounded) for a fitting part of `num_fit` videos.
+
+  Returns:
+    dict with `steps_per_epoch` (float), `num_steps`, `checkpoint_every`, `warmup_steps`
+    and `checkpoint_steps` (every step a checkpoint is saved at, the last one included).
+  """
+  steps_per_epoch = num_fit / recipe["batch_size"]
+  num_steps = max(1, round(recipe["epochs"] * steps_per_epoch))
+  every = max(1, round(recipe["checkpoint_every_epochs"] * steps_per_epoch))
+  checkpoint_steps = sorted(set(range(every, num_steps + 1, every)) | {num_steps})
+  return {"steps_per_epoch": steps_per_epoch, "num_steps": num_steps, "checkpoint_every": every,
+          "warmup_steps": round(recipe["optimizer"]["warmup_epochs"] * steps_per_epoch),
+          "checkpoint_steps": checkpoint_steps}
+
+
+def finetune_config(pretrain_config: ml_collections.ConfigDict, pretrain_workdir: pathlib.Path,
+                    spec: ml_collections.ConfigDict, recipe: Mapping[str, Any], store_dir: str,
+                    fit_indices: np.ndarray, plan: Mapping[str, Any],
+                    mesh_axes: Mapping[str, int] | None = None) -> ml_collections.ConfigDict:
+  """The trainer config of the fine-tuning run (a `supervised` run with `init_from`)."""
+  optimizer = recipe["optimizer"]
+  config = ml_collections.ConfigDict()
+  config.seed = int(recipe["seed"])
+  config.data = ml_collections.ConfigDict(dict(
+      store_dir=str(store_dir), split=spec.splits["train"],
+      record_indices=[int(i) for i in fit_indices],
+      num_frames=int(spec.views["num_frames"]), frame_stride=int(spec.views["frame_stride"]),
+      crop_size=int(spec.views["crop_size"]),
+      worker_count=int(pretrain_config.data.get("worker_count", 0)),
+      augment=recipe["augment"]))
+  config.model = ml_collections.ConfigDict(pretrain_config.model.to_dict())
+  config.method = ml_collections.ConfigDict(dict(name="supervised", num_views=1))
+  config.train = ml_collections.ConfigDict(dict(
+      batch_size=int(recipe["batch_size"]), num_steps=plan["num_steps"],
+      log_every=max(1, min(10, plan["checkpoint_every"])),
+      checkpoint_every=plan["checkpoint_every"],
+      # Every checkpoint is kept: each is a candidate for selection on validation.
+      keep_checkpoints=len(plan["checkpoint_steps"]), init_from=str(pretrain_workdir)))
+  config.optim = ml_collections.ConfigDict(dict(
+      name=optimizer["name"], lr=float(optimizer["lr"]),
+      weight_decay=float(optimizer["weight_decay"]), momentum=float(optimizer["momentum"]),
+      warmup_steps=plan["warmup_steps"],
+      final_lr_fraction=float(optimizer["final_lr_fraction"])))
+  config.mesh = ml_collections.ConfigDict(dict(mesh_axes or {sharding.DATA_AXIS: -1}))
+  return config
+
+
+@functools.lru_cache(maxsize=8)
+def _make_predict(graphdef, mesh):
+  """One jitted classifier forward per (architecture, mesh): views -> mean softmax."""
+  def predict(state, views):
+    model = nnx.merge(graphdef, state)
+    features = methods_base.encode_views(model.backbone, views)  # [B, V, D]
+    logits = model.classifier(features).astype(jnp.float32)
+    return jax.nn.softmax(logits, axis=-1).mean(axis=1)
+  return jax.jit(predict, in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),
+                 out_shardings=sharding.batch_sharding(mesh))
+
+
+def predict_video_scores(model: nnx.Module, source: Any, views: Mapping[str, Any], *, mesh,
+                         per_device_batch: int = 8, progress: bool = True,
+                         description: str = "predict") -> np.ndarray:
+  """Class scores of every video of a record source, softmax averaged over its views.
+
+  Deterministic like feature extraction: fixed views, a fixed per-device batch, the
+  last batch padded and masked, so every video is scored once, in source order.
+
+  Args:
+    model: a classifier model (`.backbone`, `.classifier`) in eval mode.
+    source: a split's record source, or a `pipeline.RecordSubset` of one.
+    views: view spec (`extract.VIEW_KEYS`).
+    mesh: device mesh.
+    per_device_batch: videos per device per call.
+    progress: show a progress bar.
+    description: progress bar label.
+
+  Returns:
+    float32 [N, num_classes].
+  """
+  spec = extract.view_spec(views)
+  global_batch = per_device_batch * sharding.data_parallel_size(mesh)
+  dataset = pipeline.make_eval_dataset(
+      source, batch_size=global_batch, num_temporal_views=spec["num_temporal_views"],
+      num_spatial_crops=spec["num_spatial_crops"], num_frames=spec["num_frames"],
+      frame_stride=spec["frame_stride"], crop_size=spec["crop_size"],
+      process_index=jax.process_index(), process_count=jax.process_count())
+  graphdef, state = nnx.split(model)
+  predict = _make_predict(graphdef, mesh)
+  state = sharding.replicate(state, mesh)
+  chunks = []
+  for batch in tqdm.tqdm(dataset, total=pipeline.num_eval_batches(len(source), global_batch),
+                         desc=description, unit="batch", leave=False,
+                         disable=not progress or jax.process_index() != 0):
+    arrays = sharding.global_batch({"views": batch["views"], "mask": batch["mask"]}, mesh)
+    scores = predict(state, arrays["views"])
+    chunks.append(sharding.to_host(scores)[sharding.to_host(arrays["mask"])])
+  scores = np.concatenate(chunks).astype(np.float32)
+  if len(scores) != len(source):
+    raise RuntimeError(f"{description}: scored {len(scores)} videos, expected {len(source)}.")
+  return scores
+
+
+def score(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+  """Top-1/top-5 accuracy (%, ties to the lower class) and mean cross-entropy of scores."""
+  labels = np.asarray(labels)
+  true_scores = scores[np.arange(len(labels)), labels]
+  return {"top1": 100.0 * float(knn.topk_hits(scores, labels, 1, positive_only=False).mean()),
+          "top5": 100.0 * float(knn.topk_hits(scores, labels, 5, positive_only=False).mean()),
+          "loss": float(np.mean(-np.log(np.maximum(true_scores, 1e-12))))}
+
+
+def select_step(val_by_step: Mapping[int, Mapping[str, float]]) -> int:
+  """The checkpoint with the best validation top-1, then the lowest loss, then the earliest."""
+  return min(val_by_step, key=lambda s: (-val_by_step[s]["top1"], val_by_step[s]["loss"], s))
+
+
+def _load_pretrain_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
+  config_file = workdir / "config.json"
+  if not config_file.is_file():
+    raise FileNotFoundError(f"{workdir} is not a pre-training workdir (no config.json); "
+                            "run `ssvbench pretrain` first.")
+  return ml_collections.ConfigDict(json.loads(config_file.read_text()))
+
+
+def _check_reusable(train_dir: pathlib.Path, config: ml_collections.ConfigDict) -> None:
+  """A resumed fine-tune must be the same run: same recipe, data, weights to start from."""
+  config_file = train_dir / "config.json"
+  if config_file.is_file() and config_file.read_text() != config_lib.to_json(config):
+    raise ValueError(f"{config_file} was written by a different fine-tuning run (recipe, "
+                     "store, validation carving or pre-training run differ); choose another "
+                     "--out folder.")
+
+
+def finetune_run(pretrain_workdir: str | pathlib.Path,
+                 protocol: str | ml_collections.ConfigDict,
+                 out_dir: str | pathlib.Path | None = None, *, store_dir: str | None = None,
+                 mesh_axes: Mapping[str, int] | None = None, resume: bool = False,
+                 progress: bool = True, results_file: str | pathlib.Path | None = None,
+                 append: bool = True, run_name: str | None = None) -> dict[str, Any]:
+  """Fine-tunes a pre-training run under a protocol's recipe and scores it once on test.
+
+  Args:
+    pretrain_workdir: a `ssvbench pretrain` workdir (its latest checkpoint is used).
+    protocol: protocol name (`synthactions`, `ucf101:runlocal`), path, or a spec.
+    out_dir: where the fine-tuning run goes (default <pretrain_workdir>/finetune/<name>);
+      its `train/` holds checkpoints and metrics, `finetune.json` the result.
+    store_dir: prepared store of the protocol's dataset (default: the pre-training store).
+    mesh_axes: device mesh of training and scoring (default all devices on `data`); the
+      numbers do not depend on it.
+    resume: continue (or reuse) an interrupted fine-tuning run in `out_dir`.
+    progress: progress bars.
+    results_file: JSONL file the record is appended to (default
+      <pretrain_workdir>/results.jsonl, beside the frozen-feature results).
+    append: write the record (False returns it only).
+    run_name: name of the run in tables (default: the pre-training workdir's name).
+
+  Returns:
+    dict with `metrics` (`finetune/top1`, `finetune/top5`, `finetune/val_top1`, in %),
+    `details` (chosen step, validation scores of every checkpoint, sizes, timings) and
+    `record` (the result record).
+  """
+  pretrain_workdir = pathlib.Path(pretrain_workdir)
+  if isinstance(protocol, str):
+    spec = protocol_lib.load_protocol(protocol)
+  else:
+    spec = protocol
+    protocol_lib.validate(spec)
+  recipe = resolve_recipe(spec)
+  pretrain_config = _load_pretrain_config(pretrain_workdir)
+  out_dir = pathlib.Path(out_dir) if out_dir else pretrain_workdir / "finetune" / spec.name
+  train_dir = out_dir / TRAIN_SUBDIR
+  store_dir = str(store_dir or pretrain_config.data.store_dir)
+  store = store_lib.PreparedStore(store_dir)
+  if spec.get("dataset") and store.dataset != spec.dataset:
+    raise ValueError(f"protocol {spec.name} is for dataset {spec.dataset!r} but {store_dir} "
+                     f"holds {store.dataset!r}; pass the right store with --store.")
+  if spec.num_classes is not None and spec.num_classes != store.num_classes:
+    raise ValueError(f"protocol {spec.name} expects {spec.num_classes} classes, {store_dir} "
+                     f"has {store.num_classes}.")
+  # Fails early (before any training) when the run has no checkpoint.
+  _, pretrained, pretrain_step = trainer.load_trained_model(pretrain_workdir)
+  pretrain_weights = trainer.params_fingerprint(pretrained.backbone)
+  del pretrained
+
+  train_split, test_split = spec.splits["train"], spec.splits["test"]
+  fit_indices, val_indices = carve_fit_and_validation(store, train_split, spec.validation)
+  plan = plan_steps(recipe, len(fit_indices))
+  config = finetune_config(pretrain_config, pretrain_workdir, spec, recipe, store_dir,
+                           fit_indices, plan, mesh_axes)
+  if resume:
+    _check_reusable(train_dir, config)
+  start = time.perf_counter()
+  trainer.train(config, train_dir, resume=resume, progress=progress)
+  train_seconds = time.perf_counter() - start
+
+  # Selection: every checkpoint on the carved validation part, nothing else.
+  start = time.perf_counter()
+  mesh = sharding.make_mesh(config.mesh)
+  per_device_batch = int(spec.get("per_device_batch", 8))
+  val_views = {**spec.views.to_dict(), **recipe["val_views"]}
+  val_source = pipeline.RecordSubset(store.data_source(train_split), val_indices)
+  val_labels = store.labels(train_split)[val_indices]
+  val_by_step, best_model = {}, None
+  for step in plan["checkpoint_steps"]:
+    _, model, restored = trainer.load_trained_model(train_dir, step)
+    val_by_step[step] = score(predict_video_scores(
+        model, val_source, val_views, mesh=mesh, per_device_batch=per_device_batch,
+        progress=progress, description=f"validate step {step}"), val_labels)
+    if select_step(val_by_step) == step:
+      best_model = model
+  chosen = select_step(val_by_step)
+  select_seconds = time.perf_counter() - start
+
+  # The one look at test.
+  start = time.perf_counter()
+  test_scores = predict_video_scores(best_model, store.data_source(test_split), spec.views,
+                                     mesh=mesh, per_device_batch=per_device_batch,
+                                     progress=progress, description="test")
+  test = score(test_scores, store.labels(test_split))
+  test_seconds = time.perf_counter() - start
+
+  metrics = {"finetune/top1": test["top1"], "finetune/top5": test["top5"],
+             "finetune/val_top1": val_by_step[chosen]["top1"]}
+  details = {
+      "chosen_step": chosen, "chosen_epoch": chosen / plan["steps_per_epoch"],
+      "val_by_step": {str(s): v for s, v in val_by_step.items()},
+      "test_loss": test["loss"], "test_evaluations": 1,
+      "num_fit": len(fit_indices), "num_val": len(val_indices),
+      "num_test": len(test_scores), "val_views": extract.view_spec(val_views),
+      "test_views": extract.view_spec(spec.views), "carving": validation_lib.CARVING_VERSION,
+      "num_steps": plan["num_steps"], "steps_per_epoch": plan["steps_per_epoch"],
+      "recipe": recipe, "pretrain_step": int(pretrain_step),
+      "pretrain_weights_fingerprint": pretrain_weights,
+      "seconds": {"train": train_seconds, "select": select_seconds, "test": test_seconds},
+  }
+  protocol_info = {"name": spec.name, "version": spec.version,
+                   "fingerprint": protocol_lib.fingerprint(spec)}
+  record = records.make_record(
+      method=pretrain_config.method.name, backbone=pretrain_config.model.backbone,
+      pretrain_data=str(pretrain_config.data.store_dir), dataset=store.dataset,
+      split=test_split, protocol=protocol_info, metrics=metrics,
+      seeds={"pretrain": int(pretrain_config.seed), "finetune": int(recipe["seed"])},
+      manifest_hash=store.manifest_hash,
+      checkpoint=str(train_dir / trainer.CHECKPOINT_SUBDIR / str(chosen)),
+      run_name=run_name or pretrain_workdir.name,
+      extra={"evaluation": "finetune", "chosen_step": chosen, "pretrain_steps": int(pretrain_step),
+             "finetune_steps": plan["num_steps"],
+             "pretrain_weights_fingerprint": pretrain_weights})
+  if jax.process_index() == 0:
+    (out_dir / RESULT_FILE).write_text(json.dumps(
+        {"protocol": protocol_info, "metrics": metrics, "details": details}, indent=2) + "\n")
+    if append:
+      records.append_record(results_file or pretrain_workdir / "results.jsonl", record)
+  logging.info("fine-tuned %s under %s: %s (step %d chosen on validation)", pretrain_workdir,
+               spec.name, metrics, chosen)
+  return {"metrics": metrics, "details": details, "record": record}

@@ -1,0 +1,204 @@
+"""Fine-tuning: selection on the carved validation part only, test scored once, init_from.
+
+A tiny fine-tune on the tiny store (r3d_tiny pre-trained by 4 SimCLR steps, the shapes of
+tests/test_train.py so compiles are shared): 3 steps of batch 8 over the 8 videos left
+after carving, a checkpoint every step.
+"""
+
+import json
+
+import jax
+import ml_collections
+import numpy as np
+import pytest
+from flax import nnx
+
+from conftest import tiny_pretrain_config
+from ssvbench.data import pipeline, store as store_lib, validation
+from ssvbench.evaluators import extract, finetune
+from ssvbench.evaluators import protocol as protocol_lib
+from ssvbench.results import records
+from ssvbench.train import trainer
+
+METRICS = {"finetune/top1", "finetune/top5", "finetune/val_top1"}
+
+
+@pytest.fixture(scope="module")
+def pretrained(tiny_store, tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("ft_pretrain") / "simclr"
+  config = tiny_pretrain_config(tiny_store, num_steps=4, log_every=1, checkpoint_every=4)
+  trainer.train(config, workdir, progress=False)
+  return workdir
+
+
+def tiny_spec(**recipe):
+  """The SynthActions protocol with a 3-step recipe and 2 views, one video per device."""
+  spec = protocol_lib.load_protocol("synthactions")
+  spec.views.num_temporal_views = 2
+  spec.per_device_batch = 1
+  spec.finetune = dict(epochs=3, batch_size=8, checkpoint_every_epochs=1, seed=0,
+                       optimizer=dict(name="sgd", lr=0.05, warmup_epochs=0),
+                       augment=dict(enabled=False, random_crop=True, flip=True),
+                       val_views=dict(num_temporal_views=2), selection="validation")
+  spec.finetune.update(recipe)
+  return spec
+
+
+def _leaves(module):
+  return [np.asarray(x) for x in jax.tree.leaves(nnx.state(module))]
+
+
+def test_finetune_selects_on_validation_and_scores_test_once(pretrained, tiny_store, tmp_path,
+                                                             monkeypatch):
+  calls = []
+  original = finetune.predict_video_scores
+
+  def recording_predict(model, source, views, **kwargs):
+    scores = original(model, source, views, **kwargs)
+    calls.append({"source": source, "views": dict(views), "weights": _leaves(model),
+                  "scores": scores})
+    return scores
+
+  monkeypatch.setattr(finetune, "predict_video_scores", recording_predict)
+  results_file = tmp_path / "results.jsonl"
+  out = tmp_path / "ft"
+  result = finetune.finetune_run(pretrained, tiny_spec(), out, progress=False,
+                                 results_file=results_file)
+  metrics, details = result["metrics"], result["details"]
+  assert set(metrics) == METRICS
+  assert all(0.0 <= v <= 100.0 for v in metrics.values())
+
+  # The carving: whole groups, disjoint, covering the training split.
+  store = store_lib.PreparedStore(tiny_store)
+  labels, groups = store.labels("train"), np.asarray(store.groups("train"))
+  val_mask = validation.carve_validation(labels, groups, 0.2, 0)
+  fit_indices, val_indices = np.nonzero(~val_mask)[0], np.nonzero(val_mask)[0]
+  assert details["num_fit"] == len(fit_indices) == 8 and details["num_val"] == len(val_indices)
+  assert not set(groups[fit_indices]) & set(groups[val_indices])
+  train_config = json.loads((out / "train" / "config.json").read_text())
+  assert train_config["data"]["record_indices"] == fit_indices.tolist()
+  assert train_config["train"]["init_from"] == str(pretrained)
+
+  # One validation call per saved checkpoint, on the carved part only, then ONE test call.
+  assert sorted(details["val_by_step"], key=int) == ["1", "2", "3"]
+  *val_calls, test_call = calls
+  assert len(val_calls) == 3
+  for call in val_calls:
+    assert isinstance(call["source"], pipeline.RecordSubset)
+    np.testing.assert_array_equal(call["source"].record_indices, val_indices)
+  assert not isinstance(test_call["source"], pipeline.RecordSubset)
+  assert len(test_call["source"]) == store.num_videos("test") == details["num_test"]
+  assert details["test_evaluations"] == 1
+
+  # The chosen step is the best on validation, and it is the model that saw test.
+  val = {int(s): v for s, v in details["val_by_step"].items()}
+  chosen = details["chosen_step"]
+  best_top1 = max(v["top1"] for v in val.values())
+  assert val[chosen]["top1"] == best_top1 == metrics["finetune/val_top1"]
+  assert chosen == min((s for s in val if val[s]["top1"] == best_top1),
+                       key=lambda s: (val[s]["loss"], s))
+  _, chosen_model, _ = trainer.load_trained_model(out / "train", chosen)
+  for a, b in zip(test_call["weights"], _leaves(chosen_model)):
+    np.testing.assert_array_equal(a, b)
+
+  # Scores recomputed independently: extraction + the head in numpy, per-view softmax.
+  kernel = np.asarray(chosen_model.classifier.kernel[...])
+  bias = np.asarray(chosen_model.classifier.bias[...])
+  for split, rows, expected in (("train", val_indices, val_calls[chosen - 1]["scores"]),
+                                ("test", slice(None), test_call["scores"])):
+    features = extract.extract_features(chosen_model.backbone, store, split, tiny_spec().views,
+                                        per_device_batch=1, progress=False)["features"][rows]
+    logits = features.astype(np.float64) @ kernel + bias
+    probabilities = np.exp(logits - logits.max(-1, keepdims=True))
+    probabilities /= probabilities.sum(-1, keepdims=True)
+    np.testing.assert_allclose(expected, probabilities.mean(1), atol=1e-5)
+  test_labels = store.labels("test")
+  top1 = 100.0 * np.mean(test_call["scores"].argmax(1) == test_labels)
+  assert metrics["finetune/top1"] == pytest.approx(top1)
+  assert metrics["finetune/top5"] == 100.0  # 4 classes: every label is in the top 5.
+
+  (record,) = records.load_records(results_file)
+  assert record["metrics"] == metrics
+  assert record["protocol"]["fingerprint"] == protocol_lib.fingerprint(tiny_spec())
+  assert record["checkpoint"].endswith(f"checkpoints/{chosen}")
+  assert json.loads((out / "finetune.json").read_text())["metrics"] == metrics
+
+  # A finished fine-tune is never silently overwritten; --resume reuses it as it is.
+  with pytest.raises(FileExistsError, match="pass --resume"):
+    finetune.finetune_run(pretrained, tiny_spec(), out, progress=False, append=False)
+  with pytest.raises(ValueError, match="different fine-tuning run"):
+    finetune.finetune_run(pretrained, tiny_spec(epochs=2), out, resume=True, progress=False,
+                          append=False)
+
+
+def test_init_from_copies_the_pretrained_backbone(pretrained, tiny_store, tmp_path):
+  _, pretrained_model, _ = trainer.load_trained_model(pretrained)
+  config = tiny_pretrain_config(tiny_store, "supervised", num_steps=0, init_from=str(pretrained))
+  config.seed = 5  # A fresh backbone that differs from the pre-trained one.
+  trainer.train(config, tmp_path / "init", progress=False)  # 0 steps: saves the initial state.
+  _, model, step = trainer.load_trained_model(tmp_path / "init")
+  assert step == 0
+  copied, original = _leaves(model.backbone), _leaves(pretrained_model.backbone)
+  assert len(copied) == len(original)
+  for a, b in zip(copied, original):
+    np.testing.assert_array_equal(a, b)
+  # Batch statistics were copied too, and they were trained (not the 0/1 of a fresh net).
+  batch_stats = nnx.state(model.backbone, nnx.BatchStat)
+  assert any(np.abs(np.asarray(x)).sum() not in (0.0, x.size)
+             for x in jax.tree.leaves(batch_stats))
+
+  # Another architecture is refused before any weight is touched.
+  other = tiny_pretrain_config(tiny_store, "supervised", num_steps=0)
+  other.model.overrides = dict(widths=(8, 16, 32, 32))
+  optimizer = trainer.make_optimizer(other.optim, 0)
+  _, _, abstract = trainer.create_train_state(other, 4, optimizer, trainer.sharding.make_mesh(),
+                                              abstract_only=True)
+  with pytest.raises(ValueError, match="do not match this run's model"):
+    trainer.init_backbone_from(abstract, pretrained, optimizer, trainer.sharding.make_mesh())
+
+
+def test_train_subset_reads_only_its_records(tiny_store):
+  store = store_lib.PreparedStore(tiny_store)
+  source = store.data_source("train")
+  kwargs = dict(global_batch_size=4, seed=1, num_clips=1, num_frames=4, frame_stride=2,
+                crop_size=16, augment=None)
+  everything = iter(pipeline.make_train_dataset(source, **kwargs))
+  same = iter(pipeline.make_train_dataset(source, record_indices=np.arange(len(source)),
+                                          **kwargs))
+  for _ in range(3):
+    a, b = next(everything), next(same)
+    for key in a:
+      np.testing.assert_array_equal(a[key], b[key])
+  subset = [1, 4, 6, 9, 14]
+  stream = iter(pipeline.make_train_dataset(source, record_indices=subset, **kwargs))
+  seen = np.concatenate([next(stream)["index"] for _ in range(5)])
+  assert sorted(set(seen.tolist())) == subset  # 20 draws = 4 epochs of the 5 records.
+  for bad, message in (([3, 3], "repeat"), ([len(source)], "outside"), ([], "non-empty")):
+    with pytest.raises(ValueError, match=message):
+      pipeline.make_train_dataset(source, record_indices=bad, **kwargs)
+
+
+def test_protocol_recipes_resolve_and_misuse_is_refused():
+  for name in protocol_lib.available_protocols():
+    recipe = finetune.resolve_recipe(protocol_lib.load_protocol(name))
+    assert recipe["selection"] == "validation" and recipe["epochs"] > 0, name
+  with pytest.raises(protocol_lib.ProtocolError, match="would select on the test split|only "
+                     "'validation'"):
+    protocol_lib.validate(tiny_spec(selection="test"))
+  with pytest.raises(protocol_lib.ProtocolError, match=r"finetune.selection='test'"):
+    finetune.resolve_recipe(tiny_spec(selection="test"))
+  with pytest.raises(protocol_lib.ProtocolError, match=r"unknown key\(s\) \['epoch'\]"):
+    finetune.resolve_recipe(tiny_spec(epoch=3))
+  with pytest.raises(protocol_lib.ProtocolError, match=r"finetune.optimizer.name='adam'"):
+    finetune.resolve_recipe(tiny_spec(optimizer=dict(name="adam", lr=0.1)))
+  with pytest.raises(protocol_lib.ProtocolError, match=r"finetune.augment"):
+    finetune.resolve_recipe(tiny_spec(augment=dict(flip_prob=2.0)))
+  no_recipe = protocol_lib.load_protocol("synthactions")
+  with no_recipe.unlocked():
+    del no_recipe["finetune"]
+  with pytest.raises(protocol_lib.ProtocolError, match="no fine-tuning recipe"):
+    finetune.resolve_recipe(no_recipe)
+  plan = finetune.plan_steps(finetune.resolve_recipe(protocol_lib.load_protocol("synthactions")),
+                             300)
+  assert plan["num_steps"] == 94 and plan["checkpoint_every"] == 19
+  assert plan["checkpoint_steps"] == [19, 38, 57, 76, 94]

@@ -160,6 +160,20 @@ def cmd_leaderboard(args, overrides) -> int:
   return 0
 
 
+def cmd_import_checkpoint(args, overrides) -> int:
+  from ssvbench import runtime
+  from ssvbench.models import import_torch
+  if overrides:
+    raise SystemExit("import-checkpoint takes no --config.* overrides.")
+  runtime.configure_jax()
+  try:
+    summary = import_torch.import_checkpoint(args.arch, args.source, args.out, args.store)
+  except ImportError as error:
+    raise SystemExit(f"ssvbench import-checkpoint: error: {error}") from None
+  print(json.dumps(summary, indent=2))
+  return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="ssvbench",
@@ -244,6 +258,19 @@ def build_parser() -> argparse.ArgumentParser:
   from ssvbench.evaluators import evaluate_features
   evaluate_features.add_cli_arguments(p)
   p.set_defaults(func=cmd_evaluate_features)
+
+  p = sub.add_parser("import-checkpoint", help="convert a published PyTorch checkpoint "
+                     "(torchvision r3d_18/mc3_18/r2plus1d_18, Slow-R50, VideoMAE ViT) into "
+                     "a workdir that `ssvbench evaluate` accepts.")
+  from ssvbench.models.import_torch import ARCHES
+  p.add_argument("--arch", required=True, choices=ARCHES, help="the checkpoint's architecture")
+  p.add_argument("--from", dest="source", required=True,
+                 help="FILE.pth / .pyth / .pt (needs torch) or FILE.safetensors")
+  p.add_argument("--out", required=True, help="the new workdir")
+  p.add_argument("--store", required=True, help="a prepared store recorded as the run's "
+                 "data (evaluate reads its class list; pick evaluation data with "
+                 "`evaluate --store`)")
+  p.set_defaults(func=cmd_import_checkpoint)
 
   p = sub.add_parser("leaderboard", help="render results.jsonl as tables.")
   p.add_argument("--results", required=True, help="a results.jsonl file")

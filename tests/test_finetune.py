@@ -8,12 +8,12 @@ after carving, a checkpoint every step.
 import json
 
 import jax
-import ml_collections
 import numpy as np
 import pytest
 from flax import nnx
 
 from conftest import tiny_pretrain_config
+from ssvbench import cli
 from ssvbench.data import pipeline, store as store_lib, validation
 from ssvbench.evaluators import extract, finetune
 from ssvbench.evaluators import protocol as protocol_lib
@@ -44,29 +44,69 @@ def tiny_spec(**recipe):
   return spec
 
 
+# The same recipe as a protocol file, for the command line.
+TINY_PROTOCOL_FILE = """
+from test_finetune import tiny_spec
+
+def get_config(arg=None):
+  return tiny_spec()
+"""
+
+
 def _leaves(module):
   return [np.asarray(x) for x in jax.tree.leaves(nnx.state(module))]
 
 
 def test_finetune_selects_on_validation_and_scores_test_once(pretrained, tiny_store, tmp_path,
-                                                             monkeypatch):
+                                                             monkeypatch, capsys):
   calls = []
   original = finetune.predict_video_scores
 
   def recording_predict(model, source, views, **kwargs):
     scores = original(model, source, views, **kwargs)
-    calls.append({"source": source, "views": dict(views), "weights": _leaves(model),
-                  "scores": scores})
+    calls.append({"source": source, "model": model, "scores": scores})
     return scores
 
   monkeypatch.setattr(finetune, "predict_video_scores", recording_predict)
-  results_file = tmp_path / "results.jsonl"
-  out = tmp_path / "ft"
-  result = finetune.finetune_run(pretrained, tiny_spec(), out, progress=False,
-                                 results_file=results_file)
+  initial, loaded = {}, {}
+  original_init, original_load = trainer.init_backbone_from, trainer.load_trained_model
+
+  def recording_load(workdir, *args, **kwargs):
+    config, model, step = original_load(workdir, *args, **kwargs)
+    loaded[str(workdir)] = model
+    return config, model, step
+
+  def recording_init(state, *args, **kwargs):
+    state = original_init(state, *args, **kwargs)
+    initial.update({key: [np.asarray(x) for x in jax.tree.leaves(state[key]["backbone"])]
+                    for key in ("params", "rest")})
+    return state
+
+  monkeypatch.setattr(trainer, "init_backbone_from", recording_init)
+  monkeypatch.setattr(trainer, "load_trained_model", recording_load)
+  results_file, out = tmp_path / "results.jsonl", tmp_path / "ft"
+  protocol_file = tmp_path / "tiny_finetune_protocol.py"
+  protocol_file.write_text(TINY_PROTOCOL_FILE)
+  # The command keeps the session's compilation cache.
+  monkeypatch.setenv("SSVBENCH_JAX_CACHE", jax.config.jax_compilation_cache_dir)
+  argv = ["finetune", "--workdir", str(pretrained), "--protocol", str(protocol_file),
+          "--out", str(out), "--results", str(results_file), "--no-progress"]
+  assert cli.main(argv) == 0
+  printed = json.loads(capsys.readouterr().out)
+  result = json.loads((out / "finetune.json").read_text())
   metrics, details = result["metrics"], result["details"]
+  assert printed == dict(metrics, chosen_step=details["chosen_step"])
   assert set(metrics) == METRICS
   assert all(0.0 <= v <= 100.0 for v in metrics.values())
+
+  # Training started from the pre-trained backbone: parameters and (trained) batch stats.
+  _, params, rest = trainer.split_model(loaded[str(pretrained)].backbone)
+  for key, tree in (("params", params), ("rest", rest)):
+    expected = [np.asarray(x) for x in jax.tree.leaves(tree)]
+    assert len(initial[key]) == len(expected) > 0
+    for a, b in zip(initial[key], expected):
+      np.testing.assert_array_equal(a, b)
+  assert any(not np.isin(x, (0.0, 1.0)).all() for x in initial["rest"])
 
   # The carving: whole groups, disjoint, covering the training split.
   store = store_lib.PreparedStore(tiny_store)
@@ -97,9 +137,12 @@ def test_finetune_selects_on_validation_and_scores_test_once(pretrained, tiny_st
   assert val[chosen]["top1"] == best_top1 == metrics["finetune/val_top1"]
   assert chosen == min((s for s in val if val[s]["top1"] == best_top1),
                        key=lambda s: (val[s]["loss"], s))
-  _, chosen_model, _ = trainer.load_trained_model(out / "train", chosen)
-  for a, b in zip(test_call["weights"], _leaves(chosen_model)):
-    np.testing.assert_array_equal(a, b)
+  chosen_model = test_call["model"]
+  assert chosen_model is val_calls[chosen - 1]["model"]
+  for step, call in enumerate(val_calls, start=1):  # The checkpoints really differ.
+    if step != chosen:
+      assert any(not np.array_equal(a, b)
+                 for a, b in zip(_leaves(call["model"]), _leaves(chosen_model)))
 
   # Scores recomputed independently: extraction + the head in numpy, per-view softmax.
   kernel = np.asarray(chosen_model.classifier.kernel[...])
@@ -107,7 +150,7 @@ def test_finetune_selects_on_validation_and_scores_test_once(pretrained, tiny_st
   for split, rows, expected in (("train", val_indices, val_calls[chosen - 1]["scores"]),
                                 ("test", slice(None), test_call["scores"])):
     features = extract.extract_features(chosen_model.backbone, store, split, tiny_spec().views,
-                                        per_device_batch=1, progress=False)["features"][rows]
+                                        per_device_batch=3, progress=False)["features"][rows]
     logits = features.astype(np.float64) @ kernel + bias
     probabilities = np.exp(logits - logits.max(-1, keepdims=True))
     probabilities /= probabilities.sum(-1, keepdims=True)
@@ -121,40 +164,25 @@ def test_finetune_selects_on_validation_and_scores_test_once(pretrained, tiny_st
   assert record["metrics"] == metrics
   assert record["protocol"]["fingerprint"] == protocol_lib.fingerprint(tiny_spec())
   assert record["checkpoint"].endswith(f"checkpoints/{chosen}")
-  assert json.loads((out / "finetune.json").read_text())["metrics"] == metrics
+  assert record["method"] == "simclr" and record["extra"]["chosen_step"] == chosen
 
-  # A finished fine-tune is never silently overwritten; --resume reuses it as it is.
-  with pytest.raises(FileExistsError, match="pass --resume"):
-    finetune.finetune_run(pretrained, tiny_spec(), out, progress=False, append=False)
+  # A finished fine-tune is never silently overwritten; --resume reuses only the same run.
+  assert cli.main(argv) == 2
+  assert "pass --resume" in capsys.readouterr().err
   with pytest.raises(ValueError, match="different fine-tuning run"):
     finetune.finetune_run(pretrained, tiny_spec(epochs=2), out, resume=True, progress=False,
                           append=False)
 
 
-def test_init_from_copies_the_pretrained_backbone(pretrained, tiny_store, tmp_path):
-  _, pretrained_model, _ = trainer.load_trained_model(pretrained)
-  config = tiny_pretrain_config(tiny_store, "supervised", num_steps=0, init_from=str(pretrained))
-  config.seed = 5  # A fresh backbone that differs from the pre-trained one.
-  trainer.train(config, tmp_path / "init", progress=False)  # 0 steps: saves the initial state.
-  _, model, step = trainer.load_trained_model(tmp_path / "init")
-  assert step == 0
-  copied, original = _leaves(model.backbone), _leaves(pretrained_model.backbone)
-  assert len(copied) == len(original)
-  for a, b in zip(copied, original):
-    np.testing.assert_array_equal(a, b)
-  # Batch statistics were copied too, and they were trained (not the 0/1 of a fresh net).
-  batch_stats = nnx.state(model.backbone, nnx.BatchStat)
-  assert any(np.abs(np.asarray(x)).sum() not in (0.0, x.size)
-             for x in jax.tree.leaves(batch_stats))
-
-  # Another architecture is refused before any weight is touched.
+def test_init_from_refuses_another_architecture(pretrained, tiny_store):
   other = tiny_pretrain_config(tiny_store, "supervised", num_steps=0)
   other.model.overrides = dict(widths=(8, 16, 32, 32))
   optimizer = trainer.make_optimizer(other.optim, 0)
-  _, _, abstract = trainer.create_train_state(other, 4, optimizer, trainer.sharding.make_mesh(),
-                                              abstract_only=True)
+  mesh = trainer.sharding.make_mesh()
+  # Shapes only: the check happens before any weight is touched.
+  _, _, abstract = trainer.create_train_state(other, 4, optimizer, mesh, abstract_only=True)
   with pytest.raises(ValueError, match="do not match this run's model"):
-    trainer.init_backbone_from(abstract, pretrained, optimizer, trainer.sharding.make_mesh())
+    trainer.init_backbone_from(abstract, pretrained, optimizer, mesh)
 
 
 def test_train_subset_reads_only_its_records(tiny_store):

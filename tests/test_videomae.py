@@ -123,6 +123,7 @@ def test_trains_with_the_trainer_and_evaluates_with_the_plain_vit(tiny_store, tm
   config = config_lib.load_config(f"{CONFIG_FILE}:runlocal")
   config.data.store_dir = str(tiny_store)
   config.train.update(num_steps=8, log_every=1, checkpoint_every=8)
+  config.model.overrides.depth = 2  # Compile time; the recipe's 4 blocks train the same way.
   trainer.train(config, tmp_path / "mae", progress=False)
   lines = (tmp_path / "mae" / "metrics.jsonl").read_text().splitlines()
   losses = [json.loads(line)["loss"] for line in lines]
@@ -131,5 +132,7 @@ def test_trains_with_the_trainer_and_evaluates_with_the_plain_vit(tiny_store, tm
   _, model, step = trainer.load_trained_model(tmp_path / "mae")
   assert step == 8 and isinstance(model.backbone, vit3d.ViT3D)
   clips = np.random.default_rng(0).integers(0, 256, (2, 1, 8, 32, 32, 3), dtype=np.uint8)
-  features = base.encode_views(model.backbone, jnp.asarray(clips))
+  graphdef, state = nnx.split(model.backbone)
+  features = jax.jit(lambda s, c: base.encode_views(nnx.merge(graphdef, s), c))(
+      state, jnp.asarray(clips))
   assert features.shape == (2, 1, 64) and np.all(np.isfinite(np.asarray(features)))

@@ -41,6 +41,7 @@ from ssvbench.evaluators import extract, knn
 from ssvbench.evaluators import protocol as protocol_lib
 from ssvbench.methods import base as methods_base
 from ssvbench.results import records
+from ssvbench.train import checkpoint as checkpoint_lib
 from ssvbench.train import sharding, trainer
 
 RESULT_FILE = "finetune.json"
@@ -276,6 +277,49 @@ def _load_pretrain_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(json.loads(config_file.read_text()))
 
 
+def _saved_steps(checkpoint_dir: pathlib.Path) -> list[int]:
+  """Steps of the finished checkpoints in an orbax directory (temporary ones excluded)."""
+  if not checkpoint_dir.is_dir():
+    return []
+  return sorted(int(p.name) for p in checkpoint_dir.iterdir() if p.name.isdigit())
+
+
+def _restored_models(train_dir: pathlib.Path, steps: list[int]):
+  """Yields (step, classifier model in eval mode) for each checkpoint of the fine-tune.
+
+  Like `trainer.load_trained_model`, but builds the restore target once for all steps.
+  """
+  config = ml_collections.ConfigDict(json.loads((train_dir / "config.json").read_text()))
+  store = store_lib.PreparedStore(config.data.store_dir)
+  optimizer = trainer.make_optimizer(config.optim, int(config.train.num_steps))
+  _, graphdef, abstract = trainer.create_train_state(
+      config, store.num_classes, optimizer, sharding.make_mesh(), abstract_only=True)
+  for step in steps:
+    _, state = checkpoint_lib.restore_state_only(train_dir / trainer.CHECKPOINT_SUBDIR,
+                                                 abstract, step)
+    model = nnx.merge(graphdef, state["params"], state["rest"])
+    model.eval()
+    yield step, model
+
+
+def validate_checkpoints(train_dir: pathlib.Path, steps: list[int], val_source: Any,
+                         val_labels: np.ndarray, views: Mapping[str, Any], *, mesh,
+                         per_device_batch: int, progress: bool = True):
+  """Scores every checkpoint on the validation videos and picks one (`select_step`).
+
+  Returns:
+    (scores by step, chosen step, the chosen model in eval mode).
+  """
+  val_by_step, best_model = {}, None
+  for step, model in _restored_models(train_dir, steps):
+    val_by_step[step] = score(predict_video_scores(
+        model, val_source, views, mesh=mesh, per_device_batch=per_device_batch,
+        progress=progress, description=f"validate step {step}"), val_labels)
+    if select_step(val_by_step) == step:
+      best_model = model  # Kept, so the chosen checkpoint is not restored twice.
+  return val_by_step, select_step(val_by_step), best_model
+
+
 def _check_reusable(train_dir: pathlib.Path, config: ml_collections.ConfigDict) -> None:
   """A resumed fine-tune must be the same run: same recipe, data, weights to start from."""
   config_file = train_dir / "config.json"
@@ -331,10 +375,12 @@ def finetune_run(pretrain_workdir: str | pathlib.Path,
   if spec.num_classes is not None and spec.num_classes != store.num_classes:
     raise ValueError(f"protocol {spec.name} expects {spec.num_classes} classes, {store_dir} "
                      f"has {store.num_classes}.")
-  # Fails early (before any training) when the run has no checkpoint.
-  _, pretrained, pretrain_step = trainer.load_trained_model(pretrain_workdir)
-  pretrain_weights = trainer.params_fingerprint(pretrained.backbone)
-  del pretrained
+  pretrain_steps = _saved_steps(pretrain_workdir / trainer.CHECKPOINT_SUBDIR)
+  if not pretrain_steps:
+    raise FileNotFoundError(f"{pretrain_workdir} holds no checkpoint to fine-tune from.")
+  if not resume and _saved_steps(train_dir / trainer.CHECKPOINT_SUBDIR):
+    raise FileExistsError(f"{train_dir} already holds a fine-tuning run; pass --resume to "
+                          "continue or reuse it, or choose another --out folder.")
 
   train_split, test_split = spec.splits["train"], spec.splits["test"]
   fit_indices, val_indices = carve_fit_and_validation(store, train_split, spec.validation)
@@ -352,17 +398,11 @@ def finetune_run(pretrain_workdir: str | pathlib.Path,
   mesh = sharding.make_mesh(config.mesh)
   per_device_batch = int(spec.get("per_device_batch", 8))
   val_views = {**spec.views.to_dict(), **recipe["val_views"]}
-  val_source = pipeline.RecordSubset(store.data_source(train_split), val_indices)
-  val_labels = store.labels(train_split)[val_indices]
-  val_by_step, best_model = {}, None
-  for step in plan["checkpoint_steps"]:
-    _, model, restored = trainer.load_trained_model(train_dir, step)
-    val_by_step[step] = score(predict_video_scores(
-        model, val_source, val_views, mesh=mesh, per_device_batch=per_device_batch,
-        progress=progress, description=f"validate step {step}"), val_labels)
-    if select_step(val_by_step) == step:
-      best_model = model
-  chosen = select_step(val_by_step)
+  val_by_step, chosen, best_model = validate_checkpoints(
+      train_dir, plan["checkpoint_steps"],
+      pipeline.RecordSubset(store.data_source(train_split), val_indices),
+      store.labels(train_split)[val_indices], val_views, mesh=mesh,
+      per_device_batch=per_device_batch, progress=progress)
   select_seconds = time.perf_counter() - start
 
   # The one look at test.
@@ -383,8 +423,7 @@ def finetune_run(pretrain_workdir: str | pathlib.Path,
       "num_test": len(test_scores), "val_views": extract.view_spec(val_views),
       "test_views": extract.view_spec(spec.views), "carving": validation_lib.CARVING_VERSION,
       "num_steps": plan["num_steps"], "steps_per_epoch": plan["steps_per_epoch"],
-      "recipe": recipe, "pretrain_step": int(pretrain_step),
-      "pretrain_weights_fingerprint": pretrain_weights,
+      "recipe": recipe, "pretrain_step": pretrain_steps[-1],
       "seconds": {"train": train_seconds, "select": select_seconds, "test": test_seconds},
   }
   protocol_info = {"name": spec.name, "version": spec.version,
@@ -397,9 +436,8 @@ def finetune_run(pretrain_workdir: str | pathlib.Path,
       manifest_hash=store.manifest_hash,
       checkpoint=str(train_dir / trainer.CHECKPOINT_SUBDIR / str(chosen)),
       run_name=run_name or pretrain_workdir.name,
-      extra={"evaluation": "finetune", "chosen_step": chosen, "pretrain_steps": int(pretrain_step),
-             "finetune_steps": plan["num_steps"],
-             "pretrain_weights_fingerprint": pretrain_weights})
+      extra={"evaluation": "finetune", "chosen_step": chosen,
+             "pretrain_steps": pretrain_steps[-1], "finetune_steps": plan["num_steps"]})
   if jax.process_index() == 0:
     (out_dir / RESULT_FILE).write_text(json.dumps(
         {"protocol": protocol_info, "metrics": metrics, "details": details}, indent=2) + "\n")

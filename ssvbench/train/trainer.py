@@ -45,7 +45,10 @@ class TrainResult:
 def build_model(config: ml_collections.ConfigDict, num_classes: int):
   """Builds (method, model) from a pre-training config; deterministic in `config.seed`."""
   method = methods_base.get_method(config.method)
-  rngs = nnx.Rngs(params=config.seed, dropout=config.seed + 1)
+  # RBG keys: XLA's RngBitGenerator is one op, so initialising a network compiles ~4x
+  # faster on CPU than with threefry (minutes -> under a minute for a 3D ResNet).
+  rngs = nnx.Rngs(params=jax.random.key(config.seed, impl="rbg"),
+                  dropout=jax.random.key(config.seed + 1, impl="rbg"))
   dtype = jnp.dtype(config.model.get("dtype", "float32"))
   overrides = dict(config.model.get("overrides", {}) or {})
   backbone = models.build_backbone(config.model.backbone, rngs=rngs, dtype=dtype, **overrides)

@@ -1,0 +1,405 @@
+"""Published PyTorch checkpoints -> ssvbench runs that every evaluator accepts.
+
+Why: most published video SSL models are PyTorch state dicts. Converting one into an
+ssvbench workdir (a ``random_init`` run, i.e. "never trained here", whose step-0
+checkpoint holds the imported backbone) lets ``ssvbench evaluate`` score it under the
+same protocol, views and evaluators as JAX-trained runs, so the leaderboard is one table.
+
+Supported layouts (the architecture is chosen with ``--arch``; the layout is detected):
+
+* torchvision ``r3d_18``, ``mc3_18``, ``r2plus1d_18`` (``stem.0.weight``, ``layer1.0...``);
+* ``slow_r50`` from pytorchvideo (``blocks.0.conv.weight``) or the SlowFast repository
+  (``s1.pathway0_stem.conv.weight``, inside ``model_state``);
+* VideoMAE ``vit3d_b16`` / ``vit3d_s16``: fine-tuned (``blocks.*`` + ``fc_norm``) or
+  pre-trained (``encoder.*`` + ``encoder.norm``; the decoder is dropped). A full qkv
+  bias (timm/MAE-ST style) is accepted: its key part is dropped, which changes nothing
+  because a per-query constant added to all logits cancels in the softmax.
+
+Classifier heads are not part of a backbone and are dropped. Any other mismatch is an
+error listing every missing, unexpected and mis-shaped key. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import pathlib
+import re
+from typing import Any, Callable
+
+import numpy as np
+
+ARCHES = ("r3d_18", "mc3_18", "r2plus1d_18", "slow_r50", "vit3d_b16", "vit3d_s16")
+# Containers that published checkpoints wrap their state dict in.
+_CONTAINER_KEYS = ("model_state", "state_dict", "model", "module")
+# ssvbench leaf name -> torch leaf name.
+_TORCH_LEAF = {"kernel": "weight", "scale": "weight", "bias": "bias",
+               "mean": "running_mean", "var": "running_var"}
+_SAFETENSORS_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16,
+                       "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8,
+                       "U8": np.uint8, "BOOL": np.bool_}
+
+
+class CheckpointMismatchError(ValueError):
+  """The state dict does not fit the architecture; the message lists every problem."""
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def read_safetensors(path: str | pathlib.Path) -> dict[str, np.ndarray]:
+  """Reads a .safetensors file (8-byte header length, JSON header, raw little-endian data)."""
+  path = pathlib.Path(path)
+  data = path.read_bytes()
+  if len(data) < 8:
+    raise ValueError(f"{path}: too short to be a safetensors file")
+  header_length = int.from_bytes(data[:8], "little")
+  try:
+    header = json.loads(data[8:8 + header_length])
+  except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    raise ValueError(f"{path}: safetensors header is not valid JSON ({error})") from None
+  body = memoryview(data)[8 + header_length:]
+  tensors = {}
+  for name, info in header.items():
+    if name == "__metadata__":
+      continue
+    begin, end = info["data_offsets"]
+    raw = body[begin:end]
+    if info["dtype"] == "BF16":  # bfloat16 is the top half of a float32.
+      array = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
+    elif info["dtype"] in _SAFETENSORS_DTYPES:
+      array = np.frombuffer(raw, np.dtype(_SAFETENSORS_DTYPES[info["dtype"]]).newbyteorder("<"))
+    else:
+      raise ValueError(f"{path}: tensor {name!r} has unsupported dtype {info['dtype']}")
+    tensors[name] = array.reshape(info["shape"]).copy()
+  return tensors
+
+
+def write_safetensors(tensors: dict[str, np.ndarray], path: str | pathlib.Path) -> None:
+  """Writes float32/int arrays as .safetensors (for tests and for sharing converted weights)."""
+  names = {np.dtype(v): k for k, v in _SAFETENSORS_DTYPES.items()}
+  header, chunks, offset = {}, [], 0
+  for name, array in tensors.items():
+    array = np.ascontiguousarray(array)
+    raw = array.astype(array.dtype.newbyteorder("<")).tobytes()
+    header[name] = {"dtype": names[array.dtype], "shape": list(array.shape),
+                    "data_offsets": [offset, offset + len(raw)]}
+    chunks.append(raw)
+    offset += len(raw)
+  encoded = json.dumps(header).encode()
+  encoded += b" " * (-len(encoded) % 8)
+  pathlib.Path(path).write_bytes(len(encoded).to_bytes(8, "little") + encoded + b"".join(chunks))
+
+
+def read_torch(path: str | pathlib.Path) -> dict[str, Any]:
+  """Loads a .pth/.pyth/.pt file with torch (weights only: no pickled code runs)."""
+  try:
+    import torch
+  except ImportError:
+    raise ImportError(f"reading {path} needs PyTorch (pip install torch); or save the state "
+                      "dict as .safetensors, which ssvbench reads without it") from None
+  try:
+    loaded = torch.load(path, map_location="cpu", weights_only=True)
+  except Exception as error:  # torch raises many types for unreadable files.
+    raise ValueError(f"{path}: torch.load(weights_only=True) failed: {error}") from None
+  return loaded
+
+
+def load_state_dict(path: str | pathlib.Path) -> dict[str, np.ndarray]:
+  """The state dict of a checkpoint file as numpy arrays, unwrapped and un-prefixed.
+
+  Unwraps the containers published checkpoints use (``model_state`` of SlowFast,
+  ``model``/``module`` of VideoMAE, ``state_dict``) and DataParallel's ``module.`` prefix.
+  """
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise FileNotFoundError(f"checkpoint {path} does not exist")
+  loaded = read_safetensors(path) if path.suffix == ".safetensors" else read_torch(path)
+  while isinstance(loaded, dict):
+    inner = next((loaded[k] for k in _CONTAINER_KEYS
+                  if k in loaded and isinstance(loaded[k], dict)), None)
+    if inner is None:
+      break
+    loaded = inner
+  if not isinstance(loaded, dict):
+    raise ValueError(f"{path}: expected a state dict (name -> tensor), got {type(loaded)}")
+  arrays = {}
+  for name, value in loaded.items():
+    if hasattr(value, "detach"):  # A torch tensor; bfloat16 has no numpy dtype.
+      value = value.detach().cpu()
+      value = (value.float() if str(value.dtype) == "torch.bfloat16" else value).numpy()
+    if isinstance(value, np.ndarray):
+      arrays[name[len("module."):] if name.startswith("module.") else name] = value
+  if not arrays:
+    raise ValueError(f"{path}: holds no tensors (top-level keys: {sorted(loaded)[:10]})")
+  return arrays
+
+
+# ----------------------------------------------------------------------------- layouts
+
+
+@dataclasses.dataclass
+class Layout:
+  """How one published layout names the parameters of an ssvbench backbone.
+
+  Attributes:
+    name: layout name, recorded in the run's config.
+    rules: (regex over the dotted target path, source key template); templates use
+      ``{1}``.. for groups, ``{stage}`` for group 1 + ``stage_offset``, ``{leaf}`` for
+      the torch name of the last group (kernel/scale -> weight, mean -> running_mean...).
+    ignored: regexes of source keys that are not part of the backbone (heads, decoders).
+    overrides: backbone overrides the checkpoint implies.
+    stage_offset: number added to the stage index in source names.
+  """
+  name: str
+  rules: list[tuple[str, str]]
+  ignored: tuple[str, ...] = (r".*num_batches_tracked$",)
+  overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+  stage_offset: int = 1
+
+  def source_key(self, target: str) -> str | None:
+    for pattern, template in self.rules:
+      match = re.fullmatch(pattern, target)
+      if match:
+        groups = match.groups()
+        stage = int(groups[0]) + self.stage_offset if groups and groups[0].isdigit() else None
+        leaf = _TORCH_LEAF.get(groups[-1], groups[-1]) if groups else None
+        return template.format(None, *groups, stage=stage, leaf=leaf)
+    return None
+
+
+_S_B = r"stages\.(\d+)\.(\d+)"
+_TORCHVISION = [
+    (r"stem\.(?:conv|spatial\.conv)\.kernel", "stem.0.weight"),
+    (r"stem\.(?:bn|spatial\.bn)\.(\w+)", "stem.1.{leaf}"),
+    (r"stem\.temporal\.conv\.kernel", "stem.3.weight"),
+    (r"stem\.temporal\.bn\.(\w+)", "stem.4.{leaf}"),
+    (_S_B + r"\.(conv[12])\.conv\.kernel", "layer{stage}.{2}.{3}.0.weight"),
+    (_S_B + r"\.(conv[12])\.spatial\.conv\.kernel", "layer{stage}.{2}.{3}.0.0.weight"),
+    (_S_B + r"\.(conv[12])\.spatial\.bn\.(\w+)", "layer{stage}.{2}.{3}.0.1.{leaf}"),
+    (_S_B + r"\.(conv[12])\.temporal\.kernel", "layer{stage}.{2}.{3}.0.3.weight"),
+    (_S_B + r"\.bn([12])\.(\w+)", "layer{stage}.{2}.conv{3}.1.{leaf}"),
+    (_S_B + r"\.downsample\.conv\.kernel", "layer{stage}.{2}.downsample.0.weight"),
+    (_S_B + r"\.downsample\.bn\.(\w+)", "layer{stage}.{2}.downsample.1.{leaf}"),
+]
+_PYTORCHVIDEO_SLOW = [
+    (r"stem\.conv\.kernel", "blocks.0.conv.weight"),
+    (r"stem\.bn\.(\w+)", "blocks.0.norm.{leaf}"),
+    (_S_B + r"\.([abc])\.conv\.kernel", "blocks.{stage}.res_blocks.{2}.branch2.conv_{3}.weight"),
+    (_S_B + r"\.([abc])\.bn\.(\w+)", "blocks.{stage}.res_blocks.{2}.branch2.norm_{3}.{leaf}"),
+    (_S_B + r"\.shortcut\.conv\.kernel", "blocks.{stage}.res_blocks.{2}.branch1_conv.weight"),
+    (_S_B + r"\.shortcut\.bn\.(\w+)", "blocks.{stage}.res_blocks.{2}.branch1_norm.{leaf}"),
+]
+_SLOWFAST_SLOW = [
+    (r"stem\.conv\.kernel", "s1.pathway0_stem.conv.weight"),
+    (r"stem\.bn\.(\w+)", "s1.pathway0_stem.bn.{leaf}"),
+    (_S_B + r"\.([abc])\.conv\.kernel", "s{stage}.pathway0_res{2}.branch2.{3}.weight"),
+    (_S_B + r"\.([abc])\.bn\.(\w+)", "s{stage}.pathway0_res{2}.branch2.{3}_bn.{leaf}"),
+    (_S_B + r"\.shortcut\.conv\.kernel", "s{stage}.pathway0_res{2}.branch1.weight"),
+    (_S_B + r"\.shortcut\.bn\.(\w+)", "s{stage}.pathway0_res{2}.branch1_bn.{leaf}"),
+]
+
+
+def _videomae_rules(prefix: str, final_norm: str) -> list[tuple[str, str]]:
+  return [
+      (r"patch_embed\.(kernel|bias)", prefix + "patch_embed.proj.{leaf}"),
+      (r"blocks\.(\d+)\.(norm[12])\.(scale|bias)", prefix + "blocks.{1}.{2}.{leaf}"),
+      (r"blocks\.(\d+)\.attn\.qkv_kernel", prefix + "blocks.{1}.attn.qkv.weight"),
+      (r"blocks\.(\d+)\.attn\.([qv]_bias)", prefix + "blocks.{1}.attn.{2}"),
+      (r"blocks\.(\d+)\.attn\.proj_(kernel|bias)", prefix + "blocks.{1}.attn.proj.{leaf}"),
+      (r"blocks\.(\d+)\.mlp\.(fc[12])_(kernel|bias)", prefix + "blocks.{1}.mlp.{2}.{leaf}"),
+      (r"norm\.(scale|bias)", prefix + ("fc_norm" if final_norm == "pooled" else "norm")
+       + ".{leaf}"),
+  ]
+
+
+def detect_layout(arch: str, keys: set[str]) -> Layout:
+  """The layout of a state dict for ``arch`` (errors say what was looked for)."""
+  if arch in ("r3d_18", "mc3_18", "r2plus1d_18"):
+    return Layout("torchvision", _TORCHVISION, ignored=(r".*num_batches_tracked$", r"fc\..*"))
+  if arch == "slow_r50":
+    if "blocks.0.conv.weight" in keys:
+      return Layout("pytorchvideo", _PYTORCHVIDEO_SLOW,
+                    ignored=(r".*num_batches_tracked$", r"blocks\.5\..*"))
+    if "s1.pathway0_stem.conv.weight" in keys:
+      return Layout("slowfast", _SLOWFAST_SLOW, stage_offset=2,
+                    ignored=(r".*num_batches_tracked$", r"head\..*"))
+    raise CheckpointMismatchError(
+        "slow_r50: neither a pytorchvideo (blocks.0.conv.weight) nor a SlowFast "
+        f"(s1.pathway0_stem.conv.weight) state dict; first keys: {sorted(keys)[:8]}")
+  if arch in ("vit3d_b16", "vit3d_s16"):
+    prefix = "encoder." if "encoder.patch_embed.proj.weight" in keys else ""
+    final_norm = "pooled" if prefix + "fc_norm.weight" in keys else "tokens"
+    ignored = (r"head\..*", r"decoder\..*", r"encoder_to_decoder\..*", r"mask_token",
+               r"(encoder\.)?head\..*", r"(encoder\.)?pos_embed")
+    return Layout("videomae_pretrain" if prefix else "videomae",
+                  _videomae_rules(prefix, final_norm), ignored=ignored,
+                  overrides={"final_norm": final_norm})
+  raise ValueError(f"import-checkpoint: unknown --arch {arch!r}; valid: {', '.join(ARCHES)}")
+
+
+def _to_target(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+  """torch layout -> ssvbench layout, chosen by the target's rank."""
+  if len(shape) == 5 and array.ndim == 5:  # Conv [O, I, kt, kh, kw] -> [kt, kh, kw, I, O].
+    return array.transpose(2, 3, 4, 1, 0)
+  if len(shape) == 3 and array.ndim == 2:  # Fused qkv [3D, D] -> [D, 3, D].
+    return array.T.reshape(array.shape[1], 3, array.shape[0] // 3)
+  if len(shape) == 2 and array.ndim == 2:  # Linear [out, in] -> [in, out].
+    return array.T
+  return array
+
+
+def _split_full_qkv_bias(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """timm/MAE-ST's full qkv bias -> VideoMAE's q_bias and v_bias (the k part cancels)."""
+  state = dict(state)
+  for key in [k for k in state if k.endswith("attn.qkv.bias")]:
+    q_key, v_key = key.replace("qkv.bias", "q_bias"), key.replace("qkv.bias", "v_bias")
+    if q_key not in state and v_key not in state:
+      q_bias, _, v_bias = np.split(state.pop(key), 3)
+      state[q_key], state[v_key] = q_bias, v_bias
+  return state
+
+
+def _listing(title: str, entries: list[str], limit: int = 25) -> str:
+  shown = "\n    ".join(entries[:limit])
+  more = f"\n    ... and {len(entries) - limit} more" if len(entries) > limit else ""
+  return f"  {title} ({len(entries)}):\n    {shown}{more}"
+
+
+def convert_state_dict(arch: str, state: dict[str, np.ndarray],
+                       target_shapes: Callable[[dict], dict[tuple, tuple[int, ...]]],
+                       source_name: str = "checkpoint"):
+  """Maps a PyTorch state dict onto the flat state of an ssvbench backbone.
+
+  Args:
+    arch: one of ARCHES.
+    state: source name -> array.
+    target_shapes: overrides -> {backbone state path: shape} (params and batch stats).
+    source_name: the file, for error messages.
+
+  Returns:
+    (arrays {path: float32 array}, overrides, layout name, ignored source keys).
+
+  Raises:
+    CheckpointMismatchError: listing every missing, unexpected and mis-shaped key.
+  """
+  state = _split_full_qkv_bias(state)
+  layout = detect_layout(arch, set(state))
+  shapes = target_shapes(dict(layout.overrides))
+  arrays, missing, misshaped, used = {}, [], [], set()
+  for path, shape in sorted(shapes.items(), key=lambda kv: [str(p) for p in kv[0]]):
+    dotted = ".".join(str(p) for p in path)
+    key = layout.source_key(dotted)
+    if key is None:
+      raise AssertionError(f"{layout.name}: no rule names ssvbench parameter {dotted}")
+    if key not in state:
+      missing.append(f"{key} (for {dotted} {tuple(shape)})")
+      continue
+    used.add(key)
+    converted = _to_target(state[key], tuple(shape))
+    if tuple(converted.shape) != tuple(shape):
+      misshaped.append(f"{key}: shape {tuple(state[key].shape)} does not give {dotted} "
+                       f"{tuple(shape)}")
+      continue
+    arrays[path] = np.asarray(converted, np.float32)
+  ignored = sorted(k for k in set(state) - used
+                   if any(re.fullmatch(p, k) for p in layout.ignored))
+  unexpected = sorted(set(state) - used - set(ignored))
+  if missing or unexpected or misshaped:
+    parts = [f"{source_name} does not fit --arch {arch} ({layout.name} layout):"]
+    for title, entries in (("missing keys", missing), ("unexpected keys", unexpected),
+                           ("mis-shaped keys", misshaped)):
+      if entries:
+        parts.append(_listing(title, entries))
+    raise CheckpointMismatchError("\n".join(parts))
+  return arrays, dict(layout.overrides), layout.name, ignored
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+def backbone_target_shapes(arch: str):
+  """A ``target_shapes`` function for ``convert_state_dict`` built from the registry."""
+  from flax import nnx
+  from ssvbench.models.registry import build_backbone
+
+  def shapes(overrides):
+    model = nnx.eval_shape(lambda: build_backbone(arch, rngs=nnx.Rngs(0), **overrides))
+    return {tuple(path): tuple(v.shape) for path, v in nnx.to_flat_state(nnx.state(model))}
+  return shapes
+
+
+def import_checkpoint(arch: str, source: str | pathlib.Path, out_dir: str | pathlib.Path,
+                      store_dir: str | pathlib.Path) -> dict[str, Any]:
+  """Converts ``source`` and writes a ``random_init`` run with it into ``out_dir``.
+
+  Args:
+    arch: one of ARCHES (the backbone name of the run).
+    source: .pth/.pyth/.pt (needs torch) or .safetensors file.
+    out_dir: the new workdir (must not hold checkpoints yet).
+    store_dir: a prepared store recorded as the run's data (``ssvbench evaluate``
+      opens it; evaluation datasets are chosen with ``evaluate --store``).
+
+  Returns:
+    A summary: workdir, arch, layout, converted and ignored keys, source sha256.
+  """
+  import jax
+  import ml_collections
+  from flax import nnx
+  from ssvbench import config as config_lib, recipes
+  from ssvbench.data import store as store_lib
+  from ssvbench.train import checkpoint as checkpoint_lib, sharding, trainer
+
+  if arch not in ARCHES:
+    raise ValueError(f"import-checkpoint: unknown --arch {arch!r}; valid: {', '.join(ARCHES)}")
+  source, out_dir = pathlib.Path(source), pathlib.Path(out_dir)
+  checkpoint_dir = out_dir / trainer.CHECKPOINT_SUBDIR
+  if (out_dir / "config.json").exists() or (checkpoint_dir.is_dir()
+                                            and any(checkpoint_dir.iterdir())):
+    raise FileExistsError(f"{out_dir} already holds a run; choose a new --out")
+  state_dict = load_state_dict(source)
+  arrays, overrides, layout, ignored = convert_state_dict(
+      arch, state_dict, backbone_target_shapes(arch), str(source))
+  store = store_lib.PreparedStore(store_dir)
+  config = recipes.synthactions_pretrain("random_init", store_dir=str(store_dir))
+  config.model = ml_collections.ConfigDict(dict(backbone=arch, dtype="float32",
+                                                overrides=overrides))
+  config.train.num_steps = 0
+  digest = hashlib.sha256(source.read_bytes()).hexdigest()
+  config.imported_checkpoint = ml_collections.ConfigDict(dict(
+      file=str(source.resolve()), sha256=digest, layout=layout))
+
+  # The train state the trainer would write for this config (abstract: nothing is
+  # initialised), filled with the converted backbone.
+  mesh = sharding.make_mesh()
+  optimizer = trainer.make_optimizer(config.optim, 0)
+  _, _, abstract = trainer.create_train_state(config, store.num_classes, optimizer, mesh,
+                                              abstract_only=True)
+  replicated = sharding.replicated(mesh)
+  train_state = dict(abstract)
+  for part in ("params", "rest"):
+    filled = []
+    for path, value in nnx.to_flat_state(abstract[part]):
+      if path[0] != "backbone" or tuple(path[1:]) not in arrays:
+        raise AssertionError(f"import-checkpoint: no converted value for {path}")
+      filled.append((path, value.replace(jax.device_put(arrays[tuple(path[1:])], replicated))
+                     if isinstance(value, nnx.Variable) else
+                     jax.device_put(arrays[tuple(path[1:])], replicated)))
+    train_state[part] = nnx.from_flat_state(filled)
+  train_state["opt_state"] = jax.jit(optimizer.init, out_shardings=replicated)(
+      train_state["params"])
+  train_state["step"] = jax.device_put(np.zeros((), np.int32), replicated)
+  train_state["rng"] = jax.device_put(jax.random.PRNGKey(config.seed + 2), replicated)
+  shape_of = lambda tree: jax.tree.map(lambda x: (tuple(x.shape), str(x.dtype)), tree)
+  if shape_of(train_state) != shape_of(abstract):
+    raise AssertionError("import-checkpoint: the filled state differs from the trainer's")
+  checkpointer = checkpoint_lib.Checkpointer(checkpoint_dir)
+  try:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.json").write_text(config_lib.to_json(config))
+    checkpointer.save(0, train_state)
+  finally:
+    checkpointer.close()
+  return {"workdir": str(out_dir), "arch": arch, "layout": layout, "overrides": overrides,
+          "converted_tensors": len(arrays), "ignored_keys": ignored, "sha256": digest}

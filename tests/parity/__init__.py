@@ -1,0 +1,1 @@
+"""PyTorch parity tests (a package so its conftest does not shadow tests/conftest.py)."""

@@ -1,0 +1,76 @@
+"""torchvision's video ResNets with random weights == their converted ssvbench backbones.
+
+The reference is the real torchvision code (``pip install torch==2.14.1
+torchvision==0.29.1``): each model is built with random weights and random BatchNorm
+statistics, its state dict converted by ``import_torch`` (the CLI's path), and the
+pooled 512-d features of the same clips compared in eval mode within 1e-4. One model
+also goes through the whole CLI: .pth file -> import-checkpoint -> evaluate.
+"""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+import torch
+import torchvision
+from flax import nnx
+
+from ssvbench import cli
+from ssvbench.train import trainer
+
+from .conftest import randomize_batch_norms, torch_state_dict
+
+
+def _reference(arch: str, seed: int):
+  torch.manual_seed(seed)
+  model = getattr(torchvision.models.video, arch)(weights=None)
+  randomize_batch_norms(model, seed)
+  model.eval()
+  state = torch_state_dict(model)
+  model.fc = torch.nn.Identity()  # The backbone's pooled features.
+  return model, state
+
+
+def _clips(seed: int, shape=(2, 8, 32, 32)) -> np.ndarray:
+  return np.random.default_rng(seed).standard_normal(shape + (3,)).astype(np.float32)
+
+
+def _torch_features(model, clips: np.ndarray) -> np.ndarray:
+  with torch.no_grad():
+    return model(torch.from_numpy(clips).permute(0, 4, 1, 2, 3).contiguous()).numpy()
+
+
+@pytest.mark.parametrize("arch", ["r3d_18", "mc3_18", "r2plus1d_18"])
+def test_converted_torchvision_model_gives_the_same_features(arch, flax_features):
+  model, state = _reference(arch, seed=1)
+  clips = _clips(2)
+  expected = _torch_features(model, clips)
+  got = flax_features(arch, state, clips, expected_layout="torchvision")
+  assert got.shape == expected.shape == (2, 512)
+  np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_import_checkpoint_cli_then_evaluate(tiny_store, tmp_path, capsys):
+  torch.manual_seed(4)
+  model = torchvision.models.video.mc3_18(weights=None)
+  randomize_batch_norms(model, 4)
+  model.eval()
+  # As published checkpoints are: a container with the classifier included.
+  torch.save({"epoch": 3, "state_dict": model.state_dict()}, tmp_path / "mc3.pth")
+  model.fc = torch.nn.Identity()
+  out = tmp_path / "imported"
+  assert cli.main(["import-checkpoint", "--arch", "mc3_18", "--from", str(tmp_path / "mc3.pth"),
+                   "--out", str(out), "--store", str(tiny_store)]) == 0
+  summary = json.loads(capsys.readouterr().out)
+  assert "fc.weight" in summary["ignored_keys"]
+  _, restored, step = trainer.load_trained_model(out)
+  assert step == 0
+  graphdef, state = nnx.split(restored.backbone)
+  clips = _clips(5)
+  got = np.asarray(jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))(state, clips))
+  np.testing.assert_allclose(got, _torch_features(model, clips), atol=1e-4, rtol=1e-4)
+  assert cli.main(["evaluate", "--workdir", str(out), "--protocol", "synthactions",
+                   "--no-progress"]) == 0
+  metrics = json.loads(capsys.readouterr().out)
+  assert any(name.startswith("knn") for name in metrics)

@@ -260,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.set_defaults(func=cmd_evaluate_features)
 
   p = sub.add_parser("import-checkpoint", help="convert a published PyTorch checkpoint "
-                     "(torchvision r3d_18/mc3_18/r2plus1d_18, Slow-R50, VideoMAE ViT) into "
+                     "(torchvision r3d_18/mc3_18/r2plus1d_18, Slow-R50, VideoMAE ViT, CoCLR S3D) "
+                     "into "
                      "a workdir that `ssvbench evaluate` accepts.")
   from ssvbench.models.import_torch import ARCHES
   p.add_argument("--arch", required=True, choices=ARCHES, help="the checkpoint's architecture")

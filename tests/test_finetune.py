@@ -221,6 +221,15 @@ def test_protocol_recipes_resolve_and_misuse_is_refused():
     finetune.resolve_recipe(tiny_spec(optimizer=dict(name="adam", lr=0.1)))
   with pytest.raises(protocol_lib.ProtocolError, match=r"finetune.augment"):
     finetune.resolve_recipe(tiny_spec(augment=dict(flip_prob=2.0)))
+  # A misspelt recipe fails when the protocol is loaded, and the resolved recipe (defaults
+  # included) is part of the fingerprint.
+  with pytest.raises(protocol_lib.ProtocolError, match=r"unknown key\(s\) \['epoch'\]"):
+    protocol_lib.validate(tiny_spec(epoch=3))
+  base = protocol_lib.fingerprint(tiny_spec())
+  assert protocol_lib.fingerprint(tiny_spec(optimizer=dict(momentum=0.9))) == base  # Default.
+  assert protocol_lib.fingerprint(tiny_spec(optimizer=dict(momentum=0.8))) != base
+  assert protocol_lib.fingerprint(tiny_spec(augment=dict(flip_prob=0.5))) == base  # Default.
+  assert protocol_lib.fingerprint(tiny_spec(augment=dict(flip_prob=0.4))) != base
   no_recipe = protocol_lib.load_protocol("synthactions")
   with no_recipe.unlocked():
     del no_recipe["finetune"]

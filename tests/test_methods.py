@@ -3,7 +3,8 @@
 Compiles dominate on CPU, so every training run uses one tiny backbone (one residual stage
 of width 8, 4 frames of 16x16) and few distinct shapes; the EMA check reuses the BYOL
 training step the parametrized run compiled (same config, so the persistent cache hits).
-Everything else is checked eagerly against numpy.
+Everything else is checked against numpy with small jitted functions (eager JAX would
+compile every primitive separately).
 """
 
 import json
@@ -233,14 +234,15 @@ def test_moco_pair_loss_with_intra_negatives_matches_loop():
       logits += [unit(q[i]) @ unit(row) for row in intra[i]]
       logits = np.array(logits) / 0.2
       expected.append(np.log(np.sum(np.exp(logits))) - logits[0])
-    got = moco.moco_pair_loss(jnp.asarray(q), jnp.asarray(k), 0.2, queue=jnp.asarray(queue),
-                              in_batch_negatives=in_batch, intra_keys=jnp.asarray(intra))
+    # One jit per variant: eagerly, every primitive would compile on its own.
+    got = jax.jit(lambda *a, in_batch=in_batch: moco.moco_pair_loss(
+        *a[:2], 0.2, queue=a[2], in_batch_negatives=in_batch, intra_keys=a[3]))(q, k, queue, intra)
     np.testing.assert_allclose(got, np.mean(expected), rtol=1e-5)
   # Without intra negatives it is the shared MoCo loss.
-  np.testing.assert_allclose(
-      moco.moco_pair_loss(jnp.asarray(q), jnp.asarray(k), 0.2, queue=jnp.asarray(queue)),
-      losses.moco_info_nce(jnp.asarray(q), jnp.asarray(k), 0.2, queue=jnp.asarray(queue),
-                           in_batch_negatives=False), rtol=1e-6)
+  without, shared = jax.jit(lambda q, k, queue: (
+      moco.moco_pair_loss(q, k, 0.2, queue=queue),
+      losses.moco_info_nce(q, k, 0.2, queue=queue, in_batch_negatives=False)))(q, k, queue)
+  np.testing.assert_allclose(without, shared, rtol=1e-6)
 
 
 def test_sinkhorn_marginals_over_the_global_batch():
@@ -269,13 +271,16 @@ def test_frame_differences_and_plain_views():
   expected = np.concatenate([x[:, :, 1:] - x[:, :, :-1], x[:, :, 2:] - x[:, :, 1:2]], axis=2)
   np.testing.assert_allclose(video_options.frame_differences(jnp.asarray(x)), expected, atol=1e-6)
   key = jax.random.PRNGKey(0)
-  plain = video_options.prepare(jnp.asarray(clips), key, video_options.VideoOptions())
-  np.testing.assert_array_equal(plain.views, base.normalize_clips(jnp.asarray(clips)))
-  assert plain.intra_negatives is None
-  alternate = video_options.prepare(jnp.asarray(clips), key,
-                                    video_options.VideoOptions(frame_difference="alternate"))
-  np.testing.assert_array_equal(alternate.views[:, 0], plain.views[:, 0])
-  np.testing.assert_allclose(alternate.views[:, 1], expected[:, 1] / np.float32(base.CLIP_STD[0]),
+  def prepare_fn(clips, key, options):
+    video = video_options.prepare(clips, key, options)
+    return video.views, video.intra_negatives
+  prepare = jax.jit(prepare_fn, static_argnums=2)
+  plain, no_negatives = prepare(clips, key, video_options.VideoOptions())
+  np.testing.assert_array_equal(plain, jax.jit(base.normalize_clips)(clips))
+  assert no_negatives is None
+  alternate, _ = prepare(clips, key, video_options.VideoOptions(frame_difference="alternate"))
+  np.testing.assert_array_equal(alternate[:, 0], plain[:, 0])
+  np.testing.assert_allclose(alternate[:, 1], expected[:, 1] / np.float32(base.CLIP_STD[0]),
                              rtol=1e-5, atol=1e-6)
 
 
@@ -285,8 +290,9 @@ def test_background_erasing_mixes_a_static_frame_of_the_clip():
   rng = np.random.default_rng(2)
   values = rng.uniform(0, 1, (4, 3, 5)).astype(np.float32)
   clips = np.broadcast_to(values[:, :, :, None, None, None], (4, 3, 5, 2, 2, 3))
-  erased = np.asarray(video_options.background_erasing(jnp.asarray(clips), jax.random.PRNGKey(4),
-                                                       prob=0.5, max_weight=0.3))
+  erase = jax.jit(lambda x, key: video_options.background_erasing(x, key, prob=0.5,
+                                                                   max_weight=0.3))
+  erased = np.asarray(erase(clips, jax.random.PRNGKey(4)))
   erased_views = 0
   for b in range(4):
     for v in range(3):
@@ -306,8 +312,8 @@ def test_background_erasing_mixes_a_static_frame_of_the_clip():
 
 def test_intra_video_negatives_share_frames_not_order():
   clips = np.random.default_rng(3).integers(0, 256, (6, 2, 4, 2, 2, 3), dtype=np.uint8)
-  negatives = np.asarray(video_options.intra_video_negatives(
-      jnp.asarray(clips), jax.random.PRNGKey(5), ("shuffle", "repeat")))
+  negatives = np.asarray(jax.jit(lambda x, key: video_options.intra_video_negatives(
+      x, key, ("shuffle", "repeat")))(clips, jax.random.PRNGKey(5)))
   assert negatives.shape == (6, 2, 4, 2, 2, 3)
   for b in range(6):
     anchor = clips[b, 0]
@@ -332,14 +338,32 @@ def test_video_options_are_validated():
     base.get_method(config.method)
 
 
-@pytest.mark.parametrize("spec", ["rho_moco_slow_r50_kinetics400.py:rho4,runlocal",
-                                  "rho_byol_slow_r50_kinetics400.py:runlocal",
-                                  "cvrl_r3d50_kinetics400.py:runlocal"])
-def test_real_data_recipes_pass_a_runlocal_smoke_run(tiny_store, tmp_path, spec):
-  config = config_lib.load_config("configs/pretrain/" + spec)
-  config.data.store_dir = str(tiny_store)  # The Kinetics store does not exist here.
-  config.model.overrides = dict(TINY_BACKBONE)
-  config.data.update(dict(num_frames=4, crop_size=16))
-  config.train.update(dict(num_steps=2, checkpoint_every=2, log_every=1))
-  result = trainer.train(config, tmp_path / "run", progress=False)
-  assert result.step == 2 and np.isfinite(result.last_metrics["loss"])
+@pytest.mark.parametrize("name, method, views, batch, epochs", [
+    ("rho_moco_slow_r50_kinetics400", "moco_v2", 2, 64, 200),
+    ("rho_byol_slow_r50_kinetics400", "byol", 2, 64, 200),
+    ("cvrl_r3d50_kinetics400", "simclr", 2, 1024, 200)])
+def test_real_data_recipes_build(name, method, views, batch, epochs):
+  # Building only (shapes, no compile): a runlocal training run of each costs ~40 s of
+  # compile on this CPU; they share their code paths with the zoo runs above.
+  config = config_lib.load_config(f"configs/pretrain/{name}.py")
+  assert (config.method.name, config.method.num_views) == (method, views)
+  assert (config.train.batch_size, config.train.num_steps) == (batch, epochs * 240_258 // batch)
+  if "momentum_steps" in config.method:
+    assert config.method.momentum_steps == config.train.num_steps
+  for arg in ("runlocal", "rho4,runlocal") if name.startswith("rho") else ("runlocal",):
+    local = config_lib.load_config(f"configs/pretrain/{name}.py:{arg}")
+    assert local.model.backbone == "r3d_tiny" and local.train.batch_size == 8
+    assert base.get_method(local.method).num_views == (4 if "rho4" in arg else 2)
+    model = nnx.eval_shape(lambda: trainer.build_model(local, 400)[1])
+    assert model.backbone.feature_dim == 64
+
+
+@pytest.mark.parametrize("method", sorted(METHOD_VARIANTS))
+def test_synthactions_config_files_are_the_shared_recipe(method):
+  from ssvbench import recipes
+  for arg in (None, "runlocal"):
+    spec = f"configs/pretrain/{method}_r3d_synthactions.py" + (f":{arg}" if arg else "")
+    loaded = config_lib.load_config(spec)
+    expected = recipes.synthactions_pretrain(method, runlocal=arg == "runlocal")
+    assert loaded.to_dict() == expected.to_dict()
+    assert loaded.method.name == method

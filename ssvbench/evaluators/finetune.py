@@ -19,6 +19,7 @@ of a curve evaluated on the test list. Here:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -110,10 +111,11 @@ def resolve_recipe(spec: ml_collections.ConfigDict | Mapping[str, Any]) -> dict[
   check(optimizer["lr"] > 0, "optimizer.lr", "a positive number")
   check(optimizer["warmup_epochs"] < recipe["epochs"], "optimizer.warmup_epochs",
         "fewer than `epochs`")
-  try:
-    transforms.AugmentConfig.from_spec(recipe["augment"])
+  try:  # Completed too, so a changed augmentation default changes the fingerprint.
+    augment = transforms.AugmentConfig.from_spec(recipe["augment"])
   except (TypeError, ValueError) as error:
     raise protocol_lib.ProtocolError(f"{where}.augment: {error}") from None
+  recipe["augment"] = json.loads(json.dumps(dataclasses.asdict(augment)))
   val_views = recipe["val_views"]
   check(isinstance(val_views, dict) and set(val_views) <= set(VAL_VIEW_KEYS)
         and all(isinstance(v, int) and v >= 1 for v in val_views.values()), "val_views",

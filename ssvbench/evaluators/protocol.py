@@ -144,6 +144,10 @@ def resolve(spec: ml_collections.ConfigDict | Mapping[str, Any]) -> dict[str, An
     except ValueError as error:
       raise ProtocolError(f"protocol {spec_dict.get('name')}: {error}") from None
     spec_dict[section] = json.loads(json.dumps(spec_dict[section]))
+  if spec_dict.get("finetune"):
+    # The fine-tuning recipe with its defaults (imported here: finetune imports this module).
+    from ssvbench.evaluators import finetune
+    spec_dict["finetune"] = finetune.resolve_recipe(spec_dict)
   return spec_dict
 
 

@@ -30,7 +30,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-ARCHES = ("r3d_18", "mc3_18", "r2plus1d_18", "slow_r50", "vit3d_b16", "vit3d_s16")
+ARCHES = ("r3d_18", "mc3_18", "r2plus1d_18", "slow_r50", "vit3d_b16", "vit3d_s16", "s3d",
+          "s3dg")
 # Containers that published checkpoints wrap their state dict in.
 _CONTAINER_KEYS = ("model_state", "state_dict", "model", "module")
 # ssvbench leaf name -> torch leaf name.
@@ -214,6 +215,36 @@ def _videomae_rules(prefix: str, final_norm: str) -> list[tuple[str, str]]:
   ]
 
 
+_COCLR_S3D = [
+    (r"(Conv_1a|Conv_2c)\.(conv[12])\.kernel", "{1}.{2}.weight"),
+    (r"(Conv_1a|Conv_2c)\.(bn[12])\.(\w+)", "{1}.{2}.{leaf}"),
+    (r"Conv_2b\.(conv|bn)\.(\w+)", "Conv_2b.{1}.{leaf}"),
+    (r"(Mixed_\w+)\.branch0\.(conv|bn)\.(\w+)", "{1}.branch0.0.{2}.{leaf}"),
+    (r"(Mixed_\w+)\.branch([12])_reduce\.(conv|bn)\.(\w+)", "{1}.branch{2}.0.{3}.{leaf}"),
+    (r"(Mixed_\w+)\.branch([12])_conv\.(conv[12]|bn[12])\.(\w+)",
+     "{1}.branch{2}.1.{3}.{leaf}"),
+    (r"(Mixed_\w+)\.branch3\.(conv|bn)\.(\w+)", "{1}.branch3.1.{2}.{leaf}"),
+    (r"(Mixed_\w+)\.gates\.(\d)\.fc\.(kernel|bias)", "{1}.gating_b{2}.fc.{leaf}"),
+]
+
+
+def _coclr_layout(keys: set[str]) -> Layout:
+  """CoCLR's S3D, found under whatever prefix the saved model put it (query encoder first)."""
+  prefixes = sorted(k[:-len("Conv_1a.conv1.weight")] for k in keys
+                    if k.endswith("Conv_1a.conv1.weight"))
+  if not prefixes:
+    raise CheckpointMismatchError(
+        f"s3d: no CoCLR S3D (…Conv_1a.conv1.weight) in the state dict; first keys: "
+        f"{sorted(keys)[:8]}")
+  prefix = "encoder_q.0." if "encoder_q.0." in prefixes else prefixes[0]
+  rules = [(pattern, prefix + template) for pattern, template in _COCLR_S3D]
+  # Everything outside the chosen encoder (key encoder, heads, queues), and torch's
+  # aliases of the same modules (block1 = Sequential(Conv_1a), ...).
+  ignored = (r".*num_batches_tracked$", rf"(?!{re.escape(prefix)}).*",
+             re.escape(prefix) + r"block\d\..*")
+  return Layout("coclr" + (f"[{prefix[:-1]}]" if prefix else ""), rules, ignored=ignored)
+
+
 def detect_layout(arch: str, keys: set[str]) -> Layout:
   """The layout of a state dict for ``arch`` (errors say what was looked for)."""
   if arch in ("r3d_18", "mc3_18", "r2plus1d_18"):
@@ -236,6 +267,8 @@ def detect_layout(arch: str, keys: set[str]) -> Layout:
     return Layout("videomae_pretrain" if prefix else "videomae",
                   _videomae_rules(prefix, final_norm), ignored=ignored,
                   overrides={"final_norm": final_norm})
+  if arch in ("s3d", "s3dg"):
+    return _coclr_layout(keys)
   raise ValueError(f"import-checkpoint: unknown --arch {arch!r}; valid: {', '.join(ARCHES)}")
 
 

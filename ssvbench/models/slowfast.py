@@ -10,7 +10,7 @@ time is modelled. Its bottleneck puts the temporal kernel on the first 1x1 conv
 shapes and names here follow it and checkpoints convert by renaming.
 
 Reference parameter count (pytorchvideo model zoo, ``slow_r50``): 32.45M with the
-400-way Kinetics head, i.e. 31.64M for this headless backbone (tests/test_slowfast pins
+400-way Kinetics head, i.e. 31.64M for this headless backbone (tests/test_slow_s3d.py pins
 the exact figure).
 """
 

@@ -141,7 +141,7 @@ def make_torch_step(backbone_name: str, dtype: str):
       loss = loss_fn(model(clips))
     loss.backward()
     optimizer.step()
-    return float(loss)
+    return loss.item()
 
   return step
 

@@ -237,5 +237,5 @@ def test_protocol_recipes_resolve_and_misuse_is_refused():
     finetune.resolve_recipe(no_recipe)
   plan = finetune.plan_steps(finetune.resolve_recipe(protocol_lib.load_protocol("synthactions")),
                              300)
-  assert plan["num_steps"] == 94 and plan["checkpoint_every"] == 19
-  assert plan["checkpoint_steps"] == [19, 38, 57, 76, 94]
+  assert plan["num_steps"] == 56 and plan["checkpoint_every"] == 19
+  assert plan["checkpoint_steps"] == [19, 38, 56]

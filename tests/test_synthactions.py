@@ -223,3 +223,26 @@ def test_bad_config_is_named():
   config.nuisance.pixel_noise = -1.0
   with pytest.raises(ValueError, match="nuisance.pixel_noise"):
     synthactions.motion_only_pairs(config)
+
+
+def test_colour_drift_and_centred_regions():
+  """The opt-in nuisances: colour drifts within a video; region_spread=0 centres scenes."""
+  config = tiny_config(hue_drift=0.5, gain_drift=0.5)
+  scene = synthactions.video_scene(config, "SquareUp", 1, 1)
+  assert scene.hue_angle[0] == -scene.hue_angle[-1] != 0  # Centred on the drawn colour.
+  assert scene.gain[0] * scene.gain[-1] == pytest.approx(1.0) and scene.gain[0] != 1
+  frames = synthactions.render_video(config, "SquareUp", 1, 1).astype(float)
+  corner_first, corner_last = frames[0, :3, :3].mean((0, 1)), frames[-1, :3, :3].mean((0, 1))
+  assert np.abs(corner_first - corner_last).max() > 10  # The background's colour moved.
+  # Off by default, and then the pixels are those of a copy made before drift existed.
+  plain = tiny_config()
+  assert plain.nuisance.hue_drift == 0 and plain.nuisance.gain_drift == 0
+  assert np.all(synthactions.video_scene(plain, "SquareUp", 1, 1).gain == 1)
+  centred = tiny_config(region_spread=0.0, position_jitter=0.0)
+  for group in (1, 2, 3):
+    still = synthactions.video_scene(centred, "SquareUp", group, 1)
+    assert np.mean(still.centre_x) == pytest.approx(0.5, abs=1e-6)
+  older = plain.to_dict()
+  for key in synthactions.ADDED_NUISANCE_DEFAULTS:
+    del older["nuisance"][key]
+  assert synthactions.class_attributes(older) == synthactions.class_attributes(plain)

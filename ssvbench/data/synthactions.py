@@ -74,6 +74,9 @@ def default_config() -> ml_collections.ConfigDict:
   return config
 
 
+ADDED_NUISANCE_DEFAULTS = {"region_spread": 1.0, "hue_drift": 0.0, "gain_drift": 0.0}
+
+
 def _as_config(config: Any) -> ml_collections.ConfigDict:
   """Accepts a ConfigDict or a mapping; checks keys against the defaults and values."""
   reference = default_config()
@@ -81,6 +84,8 @@ def _as_config(config: Any) -> ml_collections.ConfigDict:
     config = config.to_dict()
   if not isinstance(config, Mapping):
     raise TypeError(f"SynthActions config must be a ConfigDict or mapping, got {config!r}.")
+  # Nuisances added after v1 default to "off", so older copies' configs still load.
+  config = {**config, "nuisance": {**ADDED_NUISANCE_DEFAULTS, **config.get("nuisance", {})}}
   for section, given, expected in (("config", config, reference),
                                    ("config.nuisance", config.get("nuisance", {}),
                                     reference.nuisance)):
@@ -309,6 +314,11 @@ def generate(out_dir: os.PathLike | str, config: Any = None, *, overwrite: bool 
       num_test=len(lines["testlist01.txt"]))
 
   existing = json.loads(metadata_path.read_text()) if metadata_path.is_file() else None
+  if existing is not None and isinstance(existing.get("config"), dict):
+    try:  # An older copy's config, completed with the nuisances added since (all off).
+      existing["config"] = json.loads(json.dumps(_as_config(existing["config"]).to_dict()))
+    except (ValueError, TypeError):
+      pass  # Not a config we can read: it compares unequal below.
   same_config = existing is not None and {**existing, "complete": True} == metadata
   if same_config and existing["complete"] and all(
       (videos_dir / p).is_file() for p in rel_paths):

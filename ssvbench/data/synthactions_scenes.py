@@ -58,9 +58,12 @@ def default_nuisance() -> ml_collections.ConfigDict:
       min_contrast=0.3,  # Minimum |luma(actor) - luma(background)|.
       actor_size=(0.12, 0.17),  # Range of the group's actor radius (frame sides).
       size_jitter=0.08,  # Per-clip relative size jitter.
+      region_spread=1.0,  # Spread of the groups' regions around the centre (1 = anywhere).
       position_jitter=0.15,  # Per-clip jitter of the region, fraction of free range.
       speed_jitter=0.25,  # Per-clip relative jitter of speed and periods.
       orientation=20.0,  # Max |orientation| (degrees) of a non-spinning actor.
+      hue_drift=0.0,  # Max |hue rotation| over a video, in turns (white-balance drift).
+      gain_drift=0.0,  # Max |log brightness change| over a video (exposure drift).
   ))
 
 
@@ -74,9 +77,12 @@ def check_nuisance(nuisance: ml_collections.ConfigDict):
       ("min_contrast", 0 < nuisance.min_contrast <= 0.6, "in (0, 0.6]"),
       ("actor_size", 0.02 <= low <= high <= 0.3, "(low, high) with 0.02<=low<=high<=0.3"),
       ("size_jitter", 0 <= nuisance.size_jitter < 1, "in [0, 1)"),
+      ("region_spread", 0 <= nuisance.region_spread <= 1, "in [0, 1]"),
       ("position_jitter", 0 <= nuisance.position_jitter <= 1, "in [0, 1]"),
       ("speed_jitter", 0 <= nuisance.speed_jitter < 1, "in [0, 1)"),
       ("orientation", 0 <= nuisance.orientation <= 180, "in [0, 180] degrees"),
+      ("hue_drift", 0 <= nuisance.hue_drift <= 0.5, "in [0, 0.5] turns"),
+      ("gain_drift", 0 <= nuisance.gain_drift <= 1, "in [0, 1]"),
   )
   for key, valid, expected in checks:
     if not valid:
@@ -122,6 +128,8 @@ class Scene:
   wave_vector: np.ndarray  # Cycles per frame side, (x, y).
   wave_phase: float
   pixel_noise: float
+  hue_angle: np.ndarray  # Per-frame rotation (radians) of every colour about the grey axis.
+  gain: np.ndarray  # Per-frame brightness factor.
 
 
 def _luma(rgb: np.ndarray) -> float:
@@ -203,6 +211,8 @@ def sample_scene(group_rng: np.random.Generator, clip_rng: np.random.Generator,
   base_radius = group_rng.uniform(*nuisance.actor_size)
   orientation = np.deg2rad(group_rng.uniform(-1, 1) * nuisance.orientation)
   region = group_rng.random(2)
+  if nuisance.region_spread != 1:
+    region = 0.5 + (region - 0.5) * nuisance.region_spread
 
   # Clip level: jitter around the group, and the motion itself.
   jitter = nuisance.colour_jitter
@@ -214,6 +224,16 @@ def sample_scene(group_rng: np.random.Generator, clip_rng: np.random.Generator,
   region = np.clip(region + clip_rng.uniform(-1, 1, 2) * nuisance.position_jitter, 0, 1)
   start_angle = clip_rng.uniform(0, 2 * np.pi)
   dx, dy, log_scale, angle, visible = _trajectory(clip_rng, motion, num_frames, speed)
+  # Colour drift over the video, centred so the video's mean colour is the drawn one:
+  # clips from different moments of one video differ in colour, as real footage does
+  # under changing light, so matching two clips of a video takes shape and motion.
+  # Drawn only when enabled, so copies made without drift keep their exact pixels.
+  ramp = np.linspace(-0.5, 0.5, num_frames)
+  hue_angle, gain = np.zeros(num_frames), np.ones(num_frames)
+  if nuisance.hue_drift > 0:
+    hue_angle = ramp * 2 * np.pi * clip_rng.uniform(-1, 1) * nuisance.hue_drift
+  if nuisance.gain_drift > 0:
+    gain = np.exp(ramp * clip_rng.uniform(-1, 1) * nuisance.gain_drift)
   if motion in ("spin", "rotate_cw", "rotate_ccw"):
     angle = angle + start_angle  # Uniform start: one frame's angle says nothing.
   else:
@@ -231,7 +251,8 @@ def sample_scene(group_rng: np.random.Generator, clip_rng: np.random.Generator,
                background_rgb=background_rgb, texture_tint=tint,
                texture_amplitude=float(nuisance.background_texture),
                gradient_angle=float(gradient_angle), wave_vector=wave_vector,
-               wave_phase=float(wave_phase), pixel_noise=float(nuisance.pixel_noise))
+               wave_phase=float(wave_phase), pixel_noise=float(nuisance.pixel_noise),
+               hue_angle=hue_angle, gain=gain)
 
 
 def _box(u: np.ndarray, v: np.ndarray, half_u: float, half_v: float) -> np.ndarray:
@@ -254,6 +275,14 @@ def shape_distance(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     normals = [(float(np.cos(a)), float(np.sin(a))) for a in np.pi / 2 + np.array([0, 2, 4]) * np.pi / 3]
     return np.max([nu * u + nv * v for nu, nv in normals], axis=0) - 1.25 / 2
   raise ValueError(f"Unknown SynthActions shape {shape!r}; expected one of {SHAPES}.")
+
+
+def _grey_axis_rotations(angles: np.ndarray) -> np.ndarray:
+  """[F, 3, 3] rotations of RGB about the grey axis (a hue shift that keeps grey grey)."""
+  k = np.full(3, 1 / np.sqrt(3))
+  cross = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+  cos, sin = np.cos(angles)[:, None, None], np.sin(angles)[:, None, None]
+  return (cos * np.eye(3) + sin * cross + (1 - cos) * np.outer(k, k)).astype(np.float32)
 
 
 def render(scene: Scene, resolution: int, noise_rng: np.random.Generator) -> np.ndarray:
@@ -281,6 +310,9 @@ def render(scene: Scene, resolution: int, noise_rng: np.random.Generator) -> np.
   coverage = np.clip(0.5 - distance_pixels, 0, 1) * per_frame(scene.visible)
   coverage = coverage[..., None]
   frames = background[None] * (1 - coverage) + scene.actor_rgb.astype(np.float32) * coverage
+  if np.any(scene.hue_angle != 0) or np.any(scene.gain != 1):  # Colour drift.
+    frames = np.einsum("fhwc,fdc->fhwd", frames, _grey_axis_rotations(scene.hue_angle)
+                       * scene.gain.astype(np.float32)[:, None, None])
   if scene.pixel_noise > 0:
     frames = frames + scene.pixel_noise * noise_rng.standard_normal(frames.shape,
                                                                      dtype=np.float32)

@@ -313,3 +313,11 @@ def test_write_tables(tmp_path):
   assert paths["csv"].read_text() == EXPECTED_CSV
   assert paths["tex"].read_text().startswith("% Regenerate: ssvbench tables")
   assert os.path.getsize(paths["html"]) > 0
+
+
+def test_every_accuracy_metric_is_a_percentage():
+  for metric in ("knn/top1", "linear/val_top1", "linear/mean_class_acc", "fewshot_linear/5shot",
+                 "fewshot_linear/5shot_std", "fewshot_episodic/5way_1shot_ci95", "retrieval/R@5"):
+    assert tables.is_percentage(metric), metric
+  for metric in ("diagnostics/alignment", "diagnostics/effective_rank", "linear/loss"):
+    assert not tables.is_percentage(metric), metric

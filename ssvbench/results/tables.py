@@ -37,7 +37,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 _SPREAD_SUFFIXES = ("_ci95", "_std")
 _PERCENT_LEAF = re.compile(
-    r"^(top\d+|R@\d+|recall@\d+|acc|accuracy|\d+way_\d+shot|mAP)$", re.IGNORECASE)
+    r"^((val_)?top\d+|R@\d+|recall@\d+|acc|accuracy|mean_class_acc|\d+way_\d+shot|\d+shot|"
+    r"mAP)$", re.IGNORECASE)
 _LOWER_IS_BETTER = re.compile(r"loss|error", re.IGNORECASE)
 MISSING = "-"
 

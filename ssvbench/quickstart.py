@@ -81,7 +81,9 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, fresh
   from ssvbench.results import tables
   from ssvbench.train import trainer
 
-  workdir = pathlib.Path(workdir)
+  # Absolute, because each run's config.json records the store path and is read again by
+  # `ssvbench evaluate` / `finetune` from wherever the user runs them.
+  workdir = pathlib.Path(workdir).resolve()
   if fresh and workdir.exists():
     shutil.rmtree(workdir)
   workdir.mkdir(parents=True, exist_ok=True)

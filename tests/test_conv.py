@@ -132,3 +132,11 @@ def test_bad_arguments_are_named():
       lambda: conv.Conv3D(3, 4, (3, 7, 7), padding="VALID", rngs=nnx.Rngs(0)))
   with pytest.raises(ValueError, match="too small"):
     valid(jnp.zeros((1, 4, 4, 4, 3)))
+
+
+def test_auto_picks_a_gemm_for_tiny_maps_and_native_for_wide_ones():
+  """Stage 4 of r3d_18 at 64x64 (1x4x4 maps) is one GEMM; stage 1 stays XLA's conv."""
+  choose = conv.choose_cpu_implementation
+  assert choose((16, 1, 4, 4, 512), (3, 3, 3), (1, 1, 1), 512) == "im2col"
+  assert choose((16, 8, 32, 32, 64), (3, 3, 3), (1, 1, 1), 64) == "native"
+  assert choose((16, 8, 32, 32, 64), (3, 3, 3), (2, 2, 2), 128) == "s2d"

@@ -38,13 +38,20 @@ def video_attributes(source_dir: pathlib.Path, store) -> dict[str, dict[str, np.
     rows = []
     for video in videos:
       class_name, group, clip = video["video_id"].split("/")[1].split("_")[1:]
-      scene = synthactions.video_scene(config, class_name, int(group[1:]), int(clip[1:]))
+      shots = synthactions.video_shots(config, class_name, int(group[1:]), int(clip[1:]))
+      # A video of several camera shots: each attribute averaged over its frames.
+      weights = np.array([frames.stop - frames.start for frames, _ in shots], float)
+
+      def mean(value):
+        return float(np.average([value(scene, frames) for frames, scene in shots],
+                                weights=weights))
       rows.append(dict(
           label=video["label"],
-          shape=float(synthactions_scenes.SHAPES.index(scene.shape)),
-          x=scene.centre_x.mean(), y=scene.centre_y.mean(), size=scene.radius.mean(),
-          polarity=float(scene.actor_rgb.mean() > scene.background_rgb.mean()),
-          background_luminance=float(scene.background_rgb.mean())))
+          shape=float(synthactions_scenes.SHAPES.index(shots[0][1].shape)),
+          x=mean(lambda s, f: s.centre_x[f].mean()), y=mean(lambda s, f: s.centre_y[f].mean()),
+          size=mean(lambda s, f: s.radius[f].mean()),
+          polarity=mean(lambda s, f: float(s.actor_rgb.mean() > s.background_rgb.mean())),
+          background_luminance=mean(lambda s, f: float(s.background_rgb.mean()))))
     by_split[split] = {key: np.array([row[key] for row in rows]) for key in rows[0]}
   return by_split
 

@@ -246,3 +246,37 @@ def test_colour_drift_and_centred_regions():
   for key in synthactions.ADDED_NUISANCE_DEFAULTS:
     del older["nuisance"][key]
   assert synthactions.class_attributes(older) == synthactions.class_attributes(plain)
+
+
+def test_shots_reframe_the_scene_and_continue_the_action():
+  """nuisance.shots: cuts between a group's cameras change the framing, not the action."""
+  config = tiny_config(shots=2, position_jitter=1.0)
+  config.classes = (*config.classes, "TriangleSpin")
+  shots = synthactions.video_shots(config, "SquareUp", 1, 1)
+  assert [(f.start, f.stop) for f, _ in shots] == [(0, 4), (4, 8)]
+  (first_frames, first), (second_frames, second) = shots
+  # Reframed: another region, size and backdrop.
+  assert abs(first.centre_x.mean() - second.centre_x.mean()) > 1e-3
+  assert first.radius[0] != second.radius[0]
+  assert np.abs(first.background_rgb - second.background_rgb).max() > 0.01
+  # The action goes on: the same upward travel per frame on both sides of the cut.
+  np.testing.assert_allclose(np.diff(first.centre_y), np.diff(second.centre_y), atol=1e-12)
+  assert np.all(np.diff(first.centre_y) < 0)
+  # A spin keeps its angle across the cut (same start angle and speed).
+  spin = synthactions.video_shots(config, "TriangleSpin", 2, 1)
+  np.testing.assert_allclose(spin[0][1].angle, spin[1][1].angle)
+  # A group is filmed by the same cameras: camera 1 of two clips of group 1 differs only
+  # by the per-clip jitter; other groups have other cameras.
+  other_clip = synthactions.video_shots(config, "SquareUp", 1, 2)[1][1]
+  other_group = synthactions.video_shots(config, "SquareUp", 2, 1)[1][1]
+  assert np.abs(other_clip.background_rgb - second.background_rgb).max() < 0.25
+  assert not np.allclose(other_group.background_rgb, second.background_rgb)
+  # The rendered video is the shots' frames, one after the other.
+  frames = synthactions.render_video(config, "SquareUp", 1, 1)
+  assert frames.shape[0] == config.num_frames
+  corner = frames[:, :2, :2].astype(float).mean((1, 2, 3))
+  assert abs(corner[:4].mean() - corner[4:].mean()) > 2  # The backdrop cuts.
+  # One shot is the default, and then the first camera is the only one.
+  assert synthactions.default_config().nuisance.shots == 1
+  with pytest.raises(ValueError, match="nuisance.shots"):
+    synthactions.class_attributes(tiny_config(shots=0))

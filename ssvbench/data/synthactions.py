@@ -74,7 +74,8 @@ def default_config() -> ml_collections.ConfigDict:
   return config
 
 
-ADDED_NUISANCE_DEFAULTS = {"region_spread": 1.0, "hue_drift": 0.0, "gain_drift": 0.0}
+ADDED_NUISANCE_DEFAULTS = {"region_spread": 1.0, "hue_drift": 0.0, "gain_drift": 0.0,
+                           "shots": 1}
 
 
 def _as_config(config: Any) -> ml_collections.ConfigDict:
@@ -172,11 +173,18 @@ def video_scene(config: Any, class_name: str, group: int, clip: int) -> scenes.S
     clip: 1-based clip number within the group.
 
   Returns:
-    The `Scene` (trajectory, colours, texture) that `render_video` draws.
+    The `Scene` (trajectory, colours, texture) that `render_video` draws; for a video of
+    several shots (`nuisance.shots`), the first shot's scene (see `video_shots`).
   """
+  return video_shots(config, class_name, group, clip)[0][1]
+
+
+def video_shots(config: Any, class_name: str, group: int,
+                clip: int) -> list[tuple[slice, scenes.Scene]]:
+  """Returns (frames, scene) per camera shot of one video (arguments as `video_scene`)."""
   config = _as_config(config)
   _check_video(config, class_name, group, clip)
-  return _scene(config, class_name, group, clip)[0]
+  return [(frames, scene) for frames, scene, _ in _shots(config, class_name, group, clip)]
 
 
 def _check_video(config: ml_collections.ConfigDict, class_name: str, group: int,
@@ -189,18 +197,21 @@ def _check_video(config: ml_collections.ConfigDict, class_name: str, group: int,
                      f"1..{config.num_groups} / 1..{config.clips_per_group}.")
 
 
-def _scene(config: ml_collections.ConfigDict, class_name: str, group: int,
-           clip: int) -> tuple[scenes.Scene, np.random.Generator]:
+def _shots(config: ml_collections.ConfigDict, class_name: str, group: int, clip: int):
+  """Returns (frames, scene, noise generator) per shot."""
   shape, motion = scenes.parse_class_name(class_name)
   # Seeds derive from the class name, not its position, so adding a class leaves the
   # videos of the others unchanged. Distinct leading tags, because numpy's SeedSequence
-  # ignores trailing zeros in its entropy.
+  # ignores trailing zeros in its entropy. Camera 0 keeps the one-shot seeds, so a
+  # one-shot video is the v1 video; camera k > 0 appends its own tag.
   key = zlib.crc32(class_name.encode())
-  group_rng = np.random.default_rng([0x5CE4E, config.seed, key, group])
-  clip_rng = np.random.default_rng([0xC11B, config.seed, key, group, clip])
-  scene = scenes.sample_scene(group_rng, clip_rng, shape, motion, config.num_frames,
-                              config.nuisance)
-  return scene, clip_rng
+  rngs = []
+  for camera in range(config.nuisance.shots):
+    tag = [] if camera == 0 else [0x5407, camera]
+    rngs.append((np.random.default_rng([0x5CE4E, config.seed, key, group, *tag]),
+                 np.random.default_rng([0xC11B, config.seed, key, group, clip, *tag])))
+  shots = scenes.sample_shots(rngs, shape, motion, config.num_frames, config.nuisance)
+  return [(frames, scene, clip_rng) for (frames, scene), (_, clip_rng) in zip(shots, rngs)]
 
 
 def render_video(config: Any, class_name: str, group: int, clip: int) -> np.ndarray:
@@ -216,9 +227,11 @@ def render_video(config: Any, class_name: str, group: int, clip: int) -> np.ndar
 
 def _render(config: ml_collections.ConfigDict, class_name: str, group: int,
             clip: int) -> np.ndarray:
-  scene, clip_rng = _scene(config, class_name, group, clip)
-  # The pixel noise continues the clip's generator, after the scene's draws.
-  return scenes.render(scene, config.resolution, clip_rng)
+  parts = []
+  for frames, scene, clip_rng in _shots(config, class_name, group, clip):
+    # The pixel noise continues the shot's generator, after the scene's draws.
+    parts.append(scenes.render(scenes.frames_of(scene, frames), config.resolution, clip_rng))
+  return np.concatenate(parts)
 
 
 def _encode(path: pathlib.Path, frames: np.ndarray, config: ml_collections.ConfigDict):

@@ -64,6 +64,7 @@ def default_nuisance() -> ml_collections.ConfigDict:
       orientation=20.0,  # Max |orientation| (degrees) of a non-spinning actor.
       hue_drift=0.0,  # Max |hue rotation| over a video, in turns (white-balance drift).
       gain_drift=0.0,  # Max |log brightness change| over a video (exposure drift).
+      shots=1,  # Camera shots per video: each re-frames the same action (see sample_shots).
   ))
 
 
@@ -83,6 +84,8 @@ def check_nuisance(nuisance: ml_collections.ConfigDict):
       ("orientation", 0 <= nuisance.orientation <= 180, "in [0, 180] degrees"),
       ("hue_drift", 0 <= nuisance.hue_drift <= 0.5, "in [0, 0.5] turns"),
       ("gain_drift", 0 <= nuisance.gain_drift <= 1, "in [0, 1]"),
+      ("shots", isinstance(nuisance.shots, int) and 1 <= nuisance.shots <= 16,
+       "an integer in 1..16"),
   )
   for key, valid, expected in checks:
     if not valid:
@@ -199,6 +202,45 @@ def sample_scene(group_rng: np.random.Generator, clip_rng: np.random.Generator,
   Returns:
     The clip's Scene.
   """
+  return _sample_shot(group_rng, clip_rng, shape, motion, num_frames, nuisance)[0]
+
+
+def sample_shots(camera_rngs: list[tuple[np.random.Generator, np.random.Generator]],
+                 shape: str, motion: str, num_frames: int,
+                 nuisance: ml_collections.ConfigDict) -> list[tuple[slice, Scene]]:
+  """Draws a video filmed as consecutive shots from several cameras of one scene.
+
+  Why: two clips of one video share whatever the video keeps constant, and contrastive
+  pre-training matches them on the easiest such cue. With one shot that is the framing
+  (the actor's position, size and the backdrop's luminance), which says nothing about
+  the class. A cut to another camera re-frames the scene (region, size, orientation,
+  backdrop, colours, exposure) while the action goes on: the actor's shape, speed,
+  direction and the phase of its motion continue across the cut. Clips on either side
+  of a cut then share shape and motion and little else, as clips of real multi-shot
+  footage share the action more than the framing.
+
+  Args:
+    camera_rngs: one (group_rng, clip_rng) pair per shot; the group generator of camera
+      k is shared by the group's videos (a group is filmed by the same cameras).
+    shape, motion, num_frames, nuisance: as `sample_scene`.
+
+  Returns:
+    (frames, scene) per shot: the video's frames `frames` show `scene`'s frames `frames`.
+    The shots split the video into near-equal consecutive parts.
+  """
+  bounds = np.linspace(0, num_frames, len(camera_rngs) + 1).round().astype(int)
+  shots, action = [], None
+  for (group_rng, clip_rng), start, stop in zip(camera_rngs, bounds[:-1], bounds[1:]):
+    scene, drawn = _sample_shot(group_rng, clip_rng, shape, motion, num_frames, nuisance,
+                                action)
+    action = action or drawn
+    shots.append((slice(int(start), int(stop)), scene))
+  return shots
+
+
+def _sample_shot(group_rng, clip_rng, shape, motion, num_frames, nuisance, action=None):
+  """Draws one camera's scene; `action` (speed, start angle, trajectory) continues a
+  previous shot's action instead of the drawn one. Returns (scene, drawn action)."""
   # Group level: the shared scene.
   actor_rgb, background_rgb = _scene_colours(group_rng, nuisance.min_contrast)
   tint = group_rng.uniform(-1.0, 1.0, 3)
@@ -223,7 +265,11 @@ def sample_scene(group_rng: np.random.Generator, clip_rng: np.random.Generator,
   speed = 1 + clip_rng.uniform(-1, 1) * nuisance.speed_jitter
   region = np.clip(region + clip_rng.uniform(-1, 1, 2) * nuisance.position_jitter, 0, 1)
   start_angle = clip_rng.uniform(0, 2 * np.pi)
-  dx, dy, log_scale, angle, visible = _trajectory(clip_rng, motion, num_frames, speed)
+  trajectory = _trajectory(clip_rng, motion, num_frames, speed)
+  drawn = (speed, start_angle, trajectory)
+  if action is not None:  # Another camera on the same action: same motion, same phase.
+    speed, start_angle, trajectory = action
+  dx, dy, log_scale, angle, visible = trajectory
   # Colour drift over the video, centred so the video's mean colour is the drawn one:
   # clips from different moments of one video differ in colour, as real footage does
   # under changing light, so matching two clips of a video takes shape and motion.
@@ -252,7 +298,7 @@ def sample_scene(group_rng: np.random.Generator, clip_rng: np.random.Generator,
                texture_amplitude=float(nuisance.background_texture),
                gradient_angle=float(gradient_angle), wave_vector=wave_vector,
                wave_phase=float(wave_phase), pixel_noise=float(nuisance.pixel_noise),
-               hue_angle=hue_angle, gain=gain)
+               hue_angle=hue_angle, gain=gain), drawn
 
 
 def _box(u: np.ndarray, v: np.ndarray, half_u: float, half_v: float) -> np.ndarray:
@@ -283,6 +329,16 @@ def _grey_axis_rotations(angles: np.ndarray) -> np.ndarray:
   cross = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
   cos, sin = np.cos(angles)[:, None, None], np.sin(angles)[:, None, None]
   return (cos * np.eye(3) + sin * cross + (1 - cos) * np.outer(k, k)).astype(np.float32)
+
+
+_PER_FRAME_FIELDS = ("centre_x", "centre_y", "radius", "angle", "visible", "hue_angle",
+                     "gain")
+
+
+def frames_of(scene: Scene, frames: slice) -> Scene:
+  """The scene restricted to some of its frames (the per-frame arrays sliced)."""
+  return dataclasses.replace(scene, **{name: getattr(scene, name)[frames]
+                                       for name in _PER_FRAME_FIELDS})
 
 
 def render(scene: Scene, resolution: int, noise_rng: np.random.Generator) -> np.ndarray:

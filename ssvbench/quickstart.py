@@ -32,8 +32,8 @@ def default_config() -> ml_collections.ConfigDict:
   config.prepare = ml_collections.ConfigDict(dict(workers=2, short_side=0, fps=0.0))
   config.pretrain = recipes.synthactions_pretrain("simclr", store_dir="")
   config.methods = ("simclr", "supervised", "random_init")
-  # Steps per method: the supervised bound converges faster than contrastive learning.
-  config.steps = ml_collections.ConfigDict(dict(simclr=300, supervised=150, random_init=0))
+  # Steps per method: one budget for CVRL and the supervised bound (250 steps of 32 videos).
+  config.steps = ml_collections.ConfigDict(dict(simclr=250, supervised=250, random_init=0))
   config.protocol = "synthactions"
   return config
 
@@ -43,7 +43,7 @@ def method_config(config: ml_collections.ConfigDict, method: str, store_dir: str
   run = ml_collections.ConfigDict(config.pretrain.to_dict())
   run.seed = config.seed
   run.data.store_dir = store_dir
-  run.method = ml_collections.ConfigDict(recipes.METHOD_DEFAULTS[method])
+  recipes.set_method(run, method)
   if method in config.steps:
     run.train.num_steps = int(config.steps[method])
   return run

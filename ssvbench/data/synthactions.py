@@ -53,24 +53,34 @@ DEFAULT_CLASSES = (
 
 
 def default_config() -> ml_collections.ConfigDict:
-  """Returns the default SynthActions configuration (12 classes, 600 videos).
+  """Returns the default SynthActions configuration (12 classes, 960 videos of 20x20).
 
-  The sizes fit the CPU quickstart: 8-frame clips at frame stride 2 span half a video
-  (a translation then covers ~0.2 of the frame), and 40x40 frames leave room for the
-  pipeline's 32x32 crops.
+  The sizes fit the CPU quickstart: 8-frame clips at frame stride 2 span half a video,
+  20x20 frames leave room for the pipeline's 16x16 crops, and 40 groups of 2 videos per
+  class (30 for training) give 720 training videos of 480 distinct scenes: many scenes,
+  few videos each, so that memorising scenes does not pay. 32-frame videos of two camera
+  shots (`nuisance.shots`): clips from either side of the cut share the action only.
   """
   config = ml_collections.ConfigDict()
   config.seed = 0
   config.classes = DEFAULT_CLASSES
-  config.num_groups = 10  # Groups (scenes) per class.
-  config.num_test_groups = 3  # g01..g03 form the test list (30% of groups).
-  config.clips_per_group = 5
+  config.num_groups = 40  # Groups (scenes) per class.
+  config.num_test_groups = 10  # g01..g10 form the test list (25% of groups).
+  config.clips_per_group = 2
   config.num_frames = 32
-  config.resolution = 40  # Square frames; must be even (yuv420p).
+  config.resolution = 20  # Square frames; must be even (yuv420p).
   config.fps = 12
   config.codec = "mpeg4"  # Or "libx264".
   config.quality = 2  # mpeg4: constant quantiser (1 best .. 31); libx264: CRF.
   config.nuisance = scenes.default_nuisance()
+  return config
+
+
+def v1_config() -> ml_collections.ConfigDict:
+  """The first default (600 videos of 40x40, one shot; see `scenes.v1_nuisance`)."""
+  config = default_config()
+  config.update(dict(num_groups=10, num_test_groups=3, clips_per_group=5, resolution=40))
+  config.nuisance = scenes.v1_nuisance()
   return config
 
 

@@ -419,3 +419,24 @@ def test_worker_processes_give_the_same_batches(index_store):
     _assert_batches_equal(expected, [next(iterator) for _ in range(3)])
   finally:
     iterator.close()
+
+
+def test_decoded_frame_cache_changes_nothing_and_stays_bounded(colour_store, monkeypatch):
+  """The process-wide frame cache: same batches with and without it; LRU within budget."""
+  monkeypatch.setattr(pipeline, "FRAME_CACHE", pipeline.DecodedFrameCache(0))
+  uncached = _take(_train(colour_store), 6)
+  cache = pipeline.DecodedFrameCache(2**20)
+  monkeypatch.setattr(pipeline, "FRAME_CACHE", cache)
+  first, again = _take(_train(colour_store), 6), _take(_train(colour_store), 6)
+  _assert_batches_equal(uncached, first)
+  _assert_batches_equal(uncached, again)  # Served from the cache the second time.
+  assert len(cache._images) > 0
+  # Bounded: room for two 20x24 RGB frames; the least recently used one goes first.
+  small = pipeline.DecodedFrameCache(2 * HEIGHT * WIDTH * 3)
+  images = [Image.fromarray(_index_video(offset=n)[0]) for n in range(3)]
+  for n, image in enumerate(images[:2]):
+    small.put(bytes([n]), image)
+  assert small.get(bytes([0])) is images[0]  # Now 1 is the least recently used.
+  small.put(bytes([2]), images[2])
+  assert small.get(bytes([1])) is None and small.get(bytes([0])) is images[0]
+  assert small._bytes == 2 * HEIGHT * WIDTH * 3

@@ -98,8 +98,56 @@ class RecordSubset:
     return self.source[int(self.record_indices[position])]
 
 
+class DecodedFrameCache:
+  """A process-wide, thread-safe LRU of decoded frames, keyed by their JPEG bytes.
+
+  Why: training revisits every video once per epoch, and on small-frame data (the
+  SynthActions quickstart: 20x20 JPEGs) parsing and decoding a JPEG with PIL costs more
+  than cropping, resizing and colour-jittering it; about half of the pipeline's time.
+  Keying by the encoded bytes makes a hit exactly the image a decode would give (no
+  stale entries when a store is re-prepared, no dependence on record indices), so the
+  pipeline's output is unchanged. Bounded by decoded size (default 512 MiB, env
+  `SSVBENCH_FRAME_CACHE_MB`; 0 disables): on Kinetics-scale data it simply misses.
+  """
+
+  def __init__(self, max_bytes: int):
+    import collections
+    import threading
+    self.max_bytes = max_bytes
+    self._images: collections.OrderedDict[bytes, Image.Image] = collections.OrderedDict()
+    self._bytes = 0
+    self._lock = threading.Lock()
+
+  def get(self, jpeg: bytes) -> Image.Image | None:
+    if self.max_bytes <= 0:
+      return None
+    with self._lock:
+      image = self._images.get(jpeg)
+      if image is not None:
+        self._images.move_to_end(jpeg)
+      return image
+
+  def put(self, jpeg: bytes, image: Image.Image) -> None:
+    size = image.width * image.height * len(image.getbands())
+    if size > self.max_bytes:
+      return
+    with self._lock:
+      if jpeg in self._images:
+        return
+      self._images[jpeg] = image
+      self._bytes += size
+      while self._bytes > self.max_bytes:
+        _, old = self._images.popitem(last=False)
+        self._bytes -= old.width * old.height * len(old.getbands())
+
+
+FRAME_CACHE = DecodedFrameCache(
+    int(float(os.environ.get("SSVBENCH_FRAME_CACHE_MB", "512")) * 2**20))
+
+
 class VideoRecord:
-  """One decoded record; JPEG frames are decoded on demand and cached by index."""
+  """One decoded record; JPEG frames are decoded on demand and cached by index (and in
+  the process-wide `FRAME_CACHE`)."""
 
   def __init__(self, raw: bytes, record_index: int, source_name: str):
     where = f"{source_name} record {record_index}"
@@ -123,9 +171,13 @@ class VideoRecord:
     self.label: int = record["label"]
     self.fps: float = float(record["fps"])
     self._jpegs: list[bytes] = frames
-    # Only the header is parsed here, not the pixels.
-    self.width, self.height = Image.open(io.BytesIO(frames[0])).size
     self._cache: dict[int, Image.Image] = {}
+    first = FRAME_CACHE.get(frames[0])
+    if first is not None:
+      self._cache[0] = first
+      self.width, self.height = first.size
+    else:  # Only the header is parsed here, not the pixels.
+      self.width, self.height = Image.open(io.BytesIO(frames[0])).size
 
   @property
   def num_frames(self) -> int:
@@ -137,9 +189,12 @@ class VideoRecord:
     for index in indices:
       index = int(index)
       if index not in self._cache:
-        image = Image.open(io.BytesIO(self._jpegs[index]))
-        image = image.convert("RGB") if image.mode != "RGB" else image
-        image.load()
+        image = FRAME_CACHE.get(self._jpegs[index])
+        if image is None:
+          image = Image.open(io.BytesIO(self._jpegs[index]))
+          image = image.convert("RGB") if image.mode != "RGB" else image
+          image.load()
+          FRAME_CACHE.put(self._jpegs[index], image)
         if image.size != (self.width, self.height):
           raise ValueError(f"{self.where}: frame {index} is {image.size}, frame 0 is "
                            f"{(self.width, self.height)} (width, height)")

@@ -5,12 +5,13 @@ Run on features extracted with this protocol's views:
 or as part of a pre-training run: `ssvbench evaluate --workdir RUN --protocol synthactions`.
 
 Views: 4 temporal clips x 1 centre crop of 8 frames at stride 2, 16x16 (the quickstart
-backbone's input on the default 20x20 SynthActions). The class count is taken from the data (the generator's class list is
-a config value); the default generator has 12 classes, and the episodic "novel" split is
-its last six (TriangleUp/TriangleDown/TriangleSpin/CrossSpin/CrossSlide/RingBlink, which
-include the motion-only pair TriangleUp/TriangleDown). With frozen self-supervised
-features nothing is trained on the base classes; the split only fixes which classes
-episodes are drawn from. Validation is carved from train by scene group (gGG).
+backbone's input on the default 20x20 SynthActions). The class count is taken from the
+data (the generator's class list is a config value); the default generator has 12
+classes, and the episodic "novel" split is its last six (TriangleUp/TriangleDown/
+TriangleSpin/CrossSpin/CrossSlide/RingBlink, which include the motion-only pair
+TriangleUp/TriangleDown). With frozen self-supervised features nothing is trained on the
+base classes; the split only fixes which classes episodes are drawn from. Validation is
+carved from train by scene group (gGG).
 
 Versions: 1.0 had 32x32 views, for the first SynthActions default (40x40 frames,
 `synthactions.v1_config()`); variant `v1` still gives exactly that protocol (version 1.0),
@@ -36,7 +37,8 @@ def get_config(arg=None):
   config.num_classes = None  # From the data: the generator's class list is configurable.
   config.splits = dict(train="train", test="test")
   config.views = dict(num_temporal_views=4, num_spatial_crops=1, num_frames=8, frame_stride=2,
-                      crop_size=32 if arg == "v1" else 16, temporal_positions="uniform clip centres",
+                      crop_size=32 if arg == "v1" else 16,
+                      temporal_positions="uniform clip centres",
                       spatial_positions="centre")
   config.feature = dict(source="backbone", pooling="global average over time and space",
                         normalisation="none (each evaluator normalises as documented)")

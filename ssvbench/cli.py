@@ -268,9 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--from", dest="source", required=True,
                  help="FILE.pth / .pyth / .pt (needs torch) or FILE.safetensors")
   p.add_argument("--out", required=True, help="the new workdir")
-  p.add_argument("--store", required=True, help="a prepared store recorded as the run's "
-                 "data (evaluate reads its class list; pick evaluation data with "
-                 "`evaluate --store`)")
+  p.add_argument("--store", default=None, help="optional: a prepared store recorded as the "
+                 "run's default evaluation data (otherwise pass `evaluate --store DIR`)")
   p.set_defaults(func=cmd_import_checkpoint)
 
   p = sub.add_parser("leaderboard", help="render results.jsonl as tables.")

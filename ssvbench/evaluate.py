@@ -93,6 +93,9 @@ def evaluate_run(workdir: str | pathlib.Path, *, protocol: str, store_dir: str |
   workdir = pathlib.Path(workdir)
   config, model, step = trainer.load_trained_model(workdir)
   spec = protocol_lib.load_protocol(protocol)
+  if not (store_dir or config.data.store_dir):
+    raise ValueError(f"{workdir} records no dataset (a checkpoint imported without "
+                     "--store): name the evaluation data with `--store DIR` (a prepared store).")
   store = store_lib.PreparedStore(store_dir or config.data.store_dir)
   weights = trainer.params_fingerprint(model.backbone)
   cache_dir = workdir / "feature_cache"

@@ -164,3 +164,12 @@ def test_cli_writes_a_run_that_load_trained_model_restores(tiny_store, tmp_path,
   assert cli.main(argv[:4] + [str(tmp_path / "bad.safetensors"), "--out",
                               str(tmp_path / "x"), "--store", str(tiny_store)]) == 2
   assert "safetensors header is not valid JSON" in capsys.readouterr().err
+  # --store is optional: the run then records no data, and evaluation must name it.
+  bare = tmp_path / "bare"
+  assert cli.main(argv[:5] + ["--out", str(bare)]) == 0
+  capsys.readouterr()
+  config, model, step = trainer.load_trained_model(bare)
+  assert step == 0 and config.data.store_dir == ""
+  assert cli.main(["evaluate", "--workdir", str(bare), "--protocol", "synthactions",
+                   "--no-progress"]) == 2
+  assert "records no dataset" in capsys.readouterr().err

@@ -364,15 +364,17 @@ def backbone_target_shapes(arch: str):
 
 
 def import_checkpoint(arch: str, source: str | pathlib.Path, out_dir: str | pathlib.Path,
-                      store_dir: str | pathlib.Path) -> dict[str, Any]:
+                      store_dir: str | pathlib.Path | None = None) -> dict[str, Any]:
   """Converts ``source`` and writes a ``random_init`` run with it into ``out_dir``.
 
   Args:
     arch: one of ARCHES (the backbone name of the run).
     source: .pth/.pyth/.pt (needs torch) or .safetensors file.
     out_dir: the new workdir (must not hold checkpoints yet).
-    store_dir: a prepared store recorded as the run's data (``ssvbench evaluate``
-      opens it; evaluation datasets are chosen with ``evaluate --store``).
+    store_dir: optionally, a prepared store recorded as the run's data, which
+      ``ssvbench evaluate`` then uses by default. Without it the run records no data
+      and every evaluation names its dataset with ``evaluate --store``. (The imported
+      model is a backbone without a classifier, so no class count is needed.)
 
   Returns:
     A summary: workdir, arch, layout, converted and ignored keys, source sha256.
@@ -394,8 +396,10 @@ def import_checkpoint(arch: str, source: str | pathlib.Path, out_dir: str | path
   state_dict = load_state_dict(source)
   arrays, overrides, layout, ignored = convert_state_dict(
       arch, state_dict, backbone_target_shapes(arch), str(source))
-  store = store_lib.PreparedStore(store_dir)
-  config = recipes.synthactions_pretrain("random_init", store_dir=str(store_dir))
+  if store_dir is not None:
+    store_lib.PreparedStore(store_dir)  # Fails now, naming the problem, if it is not one.
+  config = recipes.synthactions_pretrain(
+      "random_init", store_dir=str(store_dir) if store_dir is not None else "")
   config.model = ml_collections.ConfigDict(dict(backbone=arch, dtype="float32",
                                                 overrides=overrides))
   config.train.num_steps = 0
@@ -407,8 +411,7 @@ def import_checkpoint(arch: str, source: str | pathlib.Path, out_dir: str | path
   # initialised), filled with the converted backbone.
   mesh = sharding.make_mesh()
   optimizer = trainer.make_optimizer(config.optim, 0)
-  _, _, abstract = trainer.create_train_state(config, store.num_classes, optimizer, mesh,
-                                              abstract_only=True)
+  _, _, abstract = trainer.create_train_state(config, 0, optimizer, mesh, abstract_only=True)
   replicated = sharding.replicated(mesh)
   train_state = dict(abstract)
   for part in ("params", "rest"):

@@ -264,12 +264,13 @@ def load_trained_model(workdir: str | pathlib.Path, step: int | None = None):
     raise FileNotFoundError(f"{workdir} is not a pre-training workdir (no config.json); "
                             "run `ssvbench pretrain` first.")
   config = ml_collections.ConfigDict(json.loads(config_file.read_text()))
-  store = open_store(config)
   method = methods_base.get_method(config.method)
+  # A random_init run (e.g. an imported checkpoint) has no classifier: it needs no store.
+  num_classes = 0 if config.method.name == "random_init" else open_store(config).num_classes
   optimizer = make_optimizer(config.optim, int(config.train.num_steps) if method.trains else 0)
   # The checkpoint is restored onto this process's devices, whatever mesh trained it.
   mesh = sharding.make_mesh()
-  _, graphdef, abstract = create_train_state(config, store.num_classes, optimizer, mesh,
+  _, graphdef, abstract = create_train_state(config, num_classes, optimizer, mesh,
                                              abstract_only=True)
   restored_step, state = checkpoint_lib.restore_state_only(workdir / CHECKPOINT_SUBDIR,
                                                            abstract, step)

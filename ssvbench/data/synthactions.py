@@ -5,10 +5,12 @@ on and evaluate in minutes, yet one where the numbers mean something. A class he
 an actor's SHAPE times its MOTION; everything else is a nuisance drawn independently of
 the class: per group (a shared scene, like UCF101's gGG) the background colour and its
 low-frequency texture, the actor's colour, size, orientation and region, and per clip
-jitter of all of them plus speed and pixel noise. Colour therefore carries no label, so
-features dominated by colour (a random network) do poorly, while features that capture
-shape and motion (what contrastive learning with colour augmentation is pushed towards)
-do well. Classes that share a shape and differ only in motion (SquareUp vs SquareDown,
+jitter of all of them plus speed and pixel noise; by default each video is filmed in two
+camera shots that re-frame the scene while the action continues (`nuisance.shots`), so
+that two clips of one video share the action and little else. Colour therefore carries
+no label, so features dominated by colour (a random network) do poorly, while features
+that capture shape and motion (what contrastive learning with colour augmentation is
+pushed towards) do well. Classes that share a shape and differ only in motion (SquareUp vs SquareDown,
 DiscGrow vs DiscShrink) cannot be told apart from one frame: they measure temporal
 understanding. The default classes mean the same thing in a mirror image, because video
 SSL pipelines flip horizontally (Left/Right and RotateCW/RotateCCW exist but are opt-in).

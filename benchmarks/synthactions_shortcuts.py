@@ -85,8 +85,8 @@ def main(argv=None) -> None:
 
   from ssvbench import runtime
   runtime.configure_jax()
+  from ssvbench import evaluate
   from ssvbench.data import store as store_lib
-  from ssvbench.evaluators import extract
   from ssvbench.evaluators import protocol as protocol_lib
   from ssvbench.train import trainer
 
@@ -98,14 +98,8 @@ def main(argv=None) -> None:
   for name in names:
     workdir = root / "runs" / name
     _, model, _ = trainer.load_trained_model(workdir)
-    features = {}
-    for split in ("train", "test"):
-      features[split] = extract.extract_features(
-          model.backbone, store, spec.splits[split], spec.views,
-          per_device_batch=spec.get("per_device_batch", 8), cache_dir=workdir / "feature_cache",
-          weights_fingerprint=trainer.params_fingerprint(model.backbone),
-          progress=False)["features"]
-    scores = probe(features["train"], features["test"], attributes)
+    features = evaluate.extract_run_features(workdir, model, store, spec, progress=False)
+    scores = probe(features["train"]["features"], features["test"]["features"], attributes)
     print(f"{name}: " + ", ".join(f"{key} {value:.2f}" for key, value in scores.items()))
 
 

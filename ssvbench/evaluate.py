@@ -72,6 +72,21 @@ def subset_metrics(spec, train, test, class_names: list[str], subsets: dict[str,
   return metrics
 
 
+def extract_run_features(workdir: pathlib.Path, model, store: store_lib.PreparedStore,
+                         spec, *, weights: str | None = None, mesh=None,
+                         progress: bool = True) -> dict[str, dict]:
+  """The protocol's train and test features of a run's model, through the run's
+  feature cache (`<workdir>/feature_cache`, keyed by the weights' fingerprint `weights`,
+  computed when not given)."""
+  weights = weights or trainer.params_fingerprint(model.backbone)
+  return {split: extract.extract_features(
+              model.backbone, store, spec.splits[split], spec.views, mesh=mesh,
+              per_device_batch=spec.get("per_device_batch", 8),
+              cache_dir=pathlib.Path(workdir) / "feature_cache", weights_fingerprint=weights,
+              progress=progress)
+          for split in ("train", "test")}
+
+
 def evaluate_run(workdir: str | pathlib.Path, *, protocol: str, store_dir: str | None = None,
                  results_file: str | pathlib.Path | None = None, progress: bool = True,
                  mesh=None, append: bool = True, run_name: str | None = None) -> dict[str, Any]:
@@ -93,18 +108,10 @@ def evaluate_run(workdir: str | pathlib.Path, *, protocol: str, store_dir: str |
   workdir = pathlib.Path(workdir)
   config, model, step = trainer.load_trained_model(workdir)
   spec = protocol_lib.load_protocol(protocol)
-  if not (store_dir or config.data.store_dir):
-    raise ValueError(f"{workdir} records no dataset (a checkpoint imported without "
-                     "--store): name the evaluation data with `--store DIR` (a prepared store).")
-  store = store_lib.PreparedStore(store_dir or config.data.store_dir)
+  store = store_lib.PreparedStore(trainer.run_store_dir(workdir, config, store_dir))
   weights = trainer.params_fingerprint(model.backbone)
-  cache_dir = workdir / "feature_cache"
-  extracted = {}
-  for split in ("train", "test"):
-    extracted[split] = extract.extract_features(
-        model.backbone, store, spec.splits[split], spec.views, mesh=mesh,
-        per_device_batch=spec.get("per_device_batch", 8), cache_dir=cache_dir,
-        weights_fingerprint=weights, progress=progress)
+  extracted = extract_run_features(workdir, model, store, spec, weights=weights, mesh=mesh,
+                                   progress=progress)
   train = to_feature_set(extracted["train"], store.num_classes, f"{workdir}:train")
   test = to_feature_set(extracted["test"], store.num_classes, f"{workdir}:test")
   result = evaluate_features_lib.evaluate_features(spec, train, test)

@@ -369,10 +369,7 @@ def finetune_run(pretrain_workdir: str | pathlib.Path,
   pretrain_config = _load_pretrain_config(pretrain_workdir)
   out_dir = pathlib.Path(out_dir) if out_dir else pretrain_workdir / "finetune" / spec.name
   train_dir = out_dir / TRAIN_SUBDIR
-  if not (store_dir or pretrain_config.data.store_dir):
-    raise ValueError(f"{pretrain_workdir} records no dataset (a checkpoint imported "
-                     "without --store): name the fine-tuning data with `--store DIR`.")
-  store_dir = str(store_dir or pretrain_config.data.store_dir)
+  store_dir = trainer.run_store_dir(pretrain_workdir, pretrain_config, store_dir)
   store = store_lib.PreparedStore(store_dir)
   if spec.get("dataset") and store.dataset != spec.dataset:
     raise ValueError(f"protocol {spec.name} is for dataset {spec.dataset!r} but {store_dir} "

@@ -159,6 +159,16 @@ def open_store(config: ml_collections.ConfigDict) -> store_lib.PreparedStore:
   return store_lib.PreparedStore(config.data.store_dir)
 
 
+def run_store_dir(workdir, config: ml_collections.ConfigDict, store_dir=None) -> str:
+  """The store a run is evaluated or fine-tuned on: `store_dir` if given, else the one its
+  config records; a run that records none (a checkpoint imported without --store) needs
+  `--store`, and this error says so."""
+  if not (store_dir or config.data.store_dir):
+    raise ValueError(f"{workdir} records no dataset (a checkpoint imported without "
+                     "--store): name the data with `--store DIR` (a prepared store).")
+  return str(store_dir or config.data.store_dir)
+
+
 def make_data_iterator(config, store, method):
   dataset = pipeline.make_train_dataset(
       store.data_source(config.data.get("split", "train")),
@@ -265,8 +275,9 @@ def load_trained_model(workdir: str | pathlib.Path, step: int | None = None):
                             "run `ssvbench pretrain` first.")
   config = ml_collections.ConfigDict(json.loads(config_file.read_text()))
   method = methods_base.get_method(config.method)
-  # A random_init run (e.g. an imported checkpoint) has no classifier: it needs no store.
-  num_classes = 0 if config.method.name == "random_init" else open_store(config).num_classes
+  # The class count comes from the recorded store; a run that records none (a checkpoint
+  # imported without --store) is a backbone without a classifier.
+  num_classes = open_store(config).num_classes if config.data.store_dir else 0
   optimizer = make_optimizer(config.optim, int(config.train.num_steps) if method.trains else 0)
   # The checkpoint is restored onto this process's devices, whatever mesh trained it.
   mesh = sharding.make_mesh()

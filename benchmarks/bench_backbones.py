@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import functools
 import os
 import statistics
 import sys
@@ -33,7 +32,6 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import torch
 from flax import nnx
 
@@ -41,6 +39,8 @@ from ssvbench.models import conv as conv_lib
 from ssvbench.models.registry import available_backbones, build_backbone
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from jax_step import (LEARNING_RATE, PROJECTION_DIM, TEMPERATURE,  # noqa: E402
+                      forward_flops_per_clip, make_jax_step)
 from torch_reference import build_torch_backbone  # noqa: E402
 
 # Benchmark shape per backbone: (clips per step = 2 views x videos, frames, height=width).
@@ -53,71 +53,6 @@ SHAPES = {
     "r3d_cpu": (64, 8, 32),
     "r3d_tiny": (64, 8, 32),
 }
-PROJECTION_DIM = 128
-TEMPERATURE = 0.1
-LEARNING_RATE = 0.05
-
-
-def nt_xent(features: jax.Array) -> jax.Array:
-  """SimCLR loss; rows i and i + N of ``features`` are the two views of one video."""
-  features = features / jnp.linalg.norm(features, axis=-1, keepdims=True)
-  count = features.shape[0] // 2
-  logits = features @ features.T / TEMPERATURE
-  logits = jnp.where(jnp.eye(2 * count, dtype=bool), -1e9, logits)
-  labels = jnp.concatenate([jnp.arange(count, 2 * count), jnp.arange(count)])
-  return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-
-
-class SimCLRModel(nnx.Module):
-  """Backbone + 2-layer projection MLP (the SimCLR head)."""
-
-  def __init__(self, backbone_name: str, *, conv_impl: str, dtype, rngs: nnx.Rngs):
-    self.backbone = build_backbone(backbone_name, rngs=rngs, dtype=dtype,
-                                   conv_impl=conv_impl)
-    width = self.backbone.feature_dim
-    self.hidden = nnx.Linear(width, width, rngs=rngs)
-    self.out = nnx.Linear(width, PROJECTION_DIM, rngs=rngs)
-
-  def __call__(self, clips):
-    return self.out(jax.nn.relu(self.hidden(self.backbone(clips))))
-
-
-def make_jax_step(backbone_name: str, conv_impl: str, dtype):
-  """Returns (step_fn, state) for a donated-state jitted SGD step."""
-  model = SimCLRModel(backbone_name, conv_impl=conv_impl, dtype=dtype, rngs=nnx.Rngs(0))
-  graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
-  optimizer = optax.sgd(LEARNING_RATE, momentum=0.9)
-
-  def loss_fn(params, batch_stats, clips):
-    network = nnx.merge(graphdef, params, batch_stats, copy=True)
-    loss = nt_xent(network(clips))
-    return loss, nnx.state(network, nnx.BatchStat)
-
-  @functools.partial(jax.jit, donate_argnums=(0,))
-  def step(state, clips):
-    params, batch_stats, opt_state = state
-    (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        params, batch_stats, clips)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return (optax.apply_updates(params, updates), batch_stats, opt_state), loss
-
-  return step, (params, batch_stats, optimizer.init(params))
-
-
-def forward_flops_per_clip(backbone_name: str, frames: int, size: int) -> float:
-  """XLA's FLOP count of the native-conv backbone forward for one clip."""
-  model = nnx.eval_shape(lambda: build_backbone(backbone_name, rngs=nnx.Rngs(0),
-                                                conv_impl="native"))
-  graphdef, state = nnx.split(model)
-
-  def forward(state, clips):
-    return nnx.merge(graphdef, state, copy=True)(clips)
-
-  clips = jax.ShapeDtypeStruct((1, frames, size, size, 3), jnp.float32)
-  analysis = jax.jit(forward).lower(state, clips).compile().cost_analysis()
-  if isinstance(analysis, list):
-    analysis = analysis[0]
-  return float(analysis["flops"])
 
 
 def make_torch_step(backbone_name: str, dtype: str):

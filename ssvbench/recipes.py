@@ -92,7 +92,11 @@ def synthactions_pretrain(method: str = "simclr", store_dir: str = "ssvbench_dat
   config.optim = ml_collections.ConfigDict(dict(
       name="adamw", lr=2e-3, weight_decay=1e-4, warmup_steps=20, final_lr_fraction=0.0,
       momentum=0.9))
-  config.mesh = ml_collections.ConfigDict(dict(data=-1))
+  # Devices: 'data' splits the batch (-1: all the rest); 'model' splits parameters when
+  # param_sharding is 'fsdp' or 'tensor' (ssvbench.models.sharding_rules), e.g.
+  # --config.mesh.model=2 --config.param_sharding=fsdp.
+  config.mesh = ml_collections.ConfigDict(dict(data=-1, model=1))
+  config.param_sharding = "replicated"
   if "momentum_steps" in config.method:
     # A reference, not a copy: `--config.train.num_steps=N` moves the schedule's end too.
     config.method.momentum_steps = config.train.get_ref("num_steps")

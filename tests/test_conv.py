@@ -140,3 +140,16 @@ def test_auto_picks_a_gemm_for_tiny_maps_and_native_for_wide_ones():
   assert choose((16, 1, 4, 4, 512), (3, 3, 3), (1, 1, 1), 512) == "im2col"
   assert choose((16, 8, 32, 32, 64), (3, 3, 3), (1, 1, 1), 64) == "native"
   assert choose((16, 8, 32, 32, 64), (3, 3, 3), (2, 2, 2), 128) == "s2d"
+
+
+def test_max_pool3d_is_differentiable():
+  """S3D and Slow pool with it; an array init value made it untrainable (no VJP)."""
+  from ssvbench.models.conv import max_pool3d
+  x = jnp.arange(2 * 2 * 4 * 4 * 1, dtype=jnp.float32).reshape(2, 2, 4, 4, 1)
+  y = max_pool3d(x, (1, 2, 2), (1, 2, 2), (0, 0, 0))
+  np.testing.assert_array_equal(y[0, 0, :, :, 0], [[5, 7], [13, 15]])
+  grad = jax.grad(lambda a: max_pool3d(a, (1, 2, 2), (1, 2, 2), (0, 0, 0)).sum())(x)
+  # The gradient flows to each window's maximum only (the bottom-right of every 2x2).
+  expected = np.zeros((4, 4), np.float32)
+  expected[1::2, 1::2] = 1
+  np.testing.assert_array_equal(grad[0, 0, :, :, 0], expected)

@@ -59,7 +59,11 @@ def get_config(arg=None):
   config.optim = ml_collections.ConfigDict(dict(
       name="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4,
       warmup_steps=WARMUP_EPOCHS * TRAIN_CLIPS // BATCH, final_lr_fraction=0.0))
-  config.mesh = ml_collections.ConfigDict(dict(data=-1))
+  # Devices: 'data' splits the batch (-1: all the rest); 'model' splits parameters when
+  # param_sharding is 'fsdp' or 'tensor' (ssvbench.models.sharding_rules), e.g.
+  # --config.mesh.model=2 --config.param_sharding=fsdp.
+  config.mesh = ml_collections.ConfigDict(dict(data=-1, model=1))
+  config.param_sharding = "replicated"
   if "runlocal" in variants:
     config.data.update(dict(num_frames=8, frame_stride=2, crop_size=32, worker_count=0))
     config.model.update(dict(backbone="r3d_tiny", dtype="float32"))

@@ -33,6 +33,8 @@ from jax import lax
 from jax.sharding import NamedSharding, PartitionSpec
 
 IMPLEMENTATIONS = ("auto", "native", "s2d", "im2col", "subsample", "gemm")
+# The logical name of a convolution's output-channel axis (kernel, bias, BatchNorm).
+CONV_OUT = "conv_out"
 _DIMENSION_NUMBERS = ("NDHWC", "DHWIO", "NDHWC")
 
 Triple = tuple[int, int, int]
@@ -354,9 +356,14 @@ class Conv3D(nnx.Module):
     self.padding = _as_padding(padding, self.kernel_size)
     self.dtype = dtype
     self.impl = impl
-    self.kernel = nnx.Param(kernel_init(
-        rngs.params(), self.kernel_size + (in_features, out_features), param_dtype))
-    self.bias = (nnx.Param(bias_init(rngs.params(), (out_features,), param_dtype))
+    # Logical axis names (see ssvbench.models.sharding_rules): output channels may be
+    # split over a 'model' mesh axis; metadata only, the values do not depend on it.
+    self.kernel = nnx.Param(
+        kernel_init(rngs.params(), self.kernel_size + (in_features, out_features),
+                    param_dtype),
+        out_sharding=(None, None, None, None, CONV_OUT), eager_sharding=False)
+    self.bias = (nnx.Param(bias_init(rngs.params(), (out_features,), param_dtype),
+                           out_sharding=(CONV_OUT,), eager_sharding=False)
                  if use_bias else None)
 
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -382,3 +389,31 @@ class Conv3D(nnx.Module):
     if self.bias is not None:
       y = y + self.bias[...].astype(dtype)
     return y
+
+
+def batch_norm(features: int, *, dtype, rngs: nnx.Rngs, zero_scale: bool = False,
+               momentum: float = 0.9, epsilon: float = 1e-5) -> nnx.BatchNorm:
+  """BatchNorm after a Conv3D, its scale and bias named like the conv's output channels.
+
+  Defaults are torch's BatchNorm3d (flax momentum 0.9 is torch's 0.1; eps 1e-5);
+  ``zero_scale`` starts the scale at zero (a residual block's last BN, zero-init).
+  """
+  scale_init = nnx.initializers.zeros_init() if zero_scale else nnx.initializers.ones_init()
+  return nnx.BatchNorm(
+      features, momentum=momentum, epsilon=epsilon, dtype=dtype, rngs=rngs,
+      scale_init=nnx.with_partitioning(scale_init, (CONV_OUT,), eager_sharding=False),
+      bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), (CONV_OUT,),
+                                      eager_sharding=False))
+
+
+def max_pool3d(x: jax.Array, kernel: Sequence[int], strides: Sequence[int],
+               padding: Sequence[int]) -> jax.Array:
+  """torch.nn.MaxPool3d on [B, T, H, W, C]: symmetric padding with -inf, floor sizes.
+
+  The init value is the Python scalar -inf so that JAX recognises a max-pool (which it
+  can differentiate); an array init value makes it a generic reduce_window, which has no
+  reverse-mode rule.
+  """
+  return lax.reduce_window(
+      x, -jnp.inf, lax.max, (1, *kernel, 1), (1, *strides, 1),
+      ((0, 0),) + tuple((p, p) for p in padding) + ((0, 0),))

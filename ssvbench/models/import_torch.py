@@ -419,12 +419,13 @@ def import_checkpoint(arch: str, source: str | pathlib.Path, out_dir: str | path
     for path, value in nnx.to_flat_state(abstract[part]):
       if path[0] != "backbone" or tuple(path[1:]) not in arrays:
         raise AssertionError(f"import-checkpoint: no converted value for {path}")
-      filled.append((path, value.replace(jax.device_put(arrays[tuple(path[1:])], replicated))
-                     if isinstance(value, nnx.Variable) else
-                     jax.device_put(arrays[tuple(path[1:])], replicated)))
+      target = value.get_value() if isinstance(value, nnx.Variable) else value
+      placed = jax.device_put(arrays[tuple(path[1:])], target.sharding)
+      filled.append((path, value.replace(placed) if isinstance(value, nnx.Variable) else placed))
     train_state[part] = nnx.from_flat_state(filled)
-  train_state["opt_state"] = jax.jit(optimizer.init, out_shardings=replicated)(
-      train_state["params"])
+  train_state["opt_state"] = jax.jit(
+      optimizer.init, out_shardings=trainer.shardings_of(abstract["opt_state"]))(
+          train_state["params"])
   train_state["step"] = jax.device_put(np.zeros((), np.int32), replicated)
   train_state["rng"] = jax.device_put(jax.random.PRNGKey(config.seed + 2), replicated)
   shape_of = lambda tree: jax.tree.map(lambda x: (tuple(x.shape), str(x.dtype)), tree)

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from ssvbench.models.conv import Conv3D
+from ssvbench.models.conv import Conv3D, batch_norm
 
 CONV_KINDS = ("3d", "no_temporal", "2plus1d")
 BLOCK_KINDS = ("basic", "bottleneck")
@@ -90,10 +90,7 @@ class ConvBN(nnx.Module):
                zero_scale: bool = False):
     self.conv = Conv3D(in_features, out_features, kernel_size, strides=strides,
                        padding="TORCH_SAME", dtype=dtype, impl=conv_impl, rngs=rngs)
-    scale_init = nnx.initializers.zeros_init() if zero_scale else nnx.initializers.ones_init()
-    # momentum 0.9 here is torch's momentum=0.1; eps as torch.
-    self.bn = nnx.BatchNorm(out_features, momentum=0.9, epsilon=1e-5, dtype=dtype,
-                            scale_init=scale_init, rngs=rngs)
+    self.bn = batch_norm(out_features, dtype=dtype, rngs=rngs, zero_scale=zero_scale)
     self.relu = relu
 
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -143,13 +140,10 @@ class BasicBlock(nnx.Module):
     midplanes = r2plus1d_midplanes(in_planes, planes)
     self.conv1 = SpatioTemporalConv(kind, in_planes, planes, midplanes, stride,
                                     dtype=dtype, conv_impl=conv_impl, rngs=rngs)
-    self.bn1 = nnx.BatchNorm(planes, momentum=0.9, epsilon=1e-5, dtype=dtype, rngs=rngs)
+    self.bn1 = batch_norm(planes, dtype=dtype, rngs=rngs)
     self.conv2 = SpatioTemporalConv(kind, planes, planes, midplanes, 1, dtype=dtype,
                                     conv_impl=conv_impl, rngs=rngs)
-    self.bn2 = nnx.BatchNorm(
-        planes, momentum=0.9, epsilon=1e-5, dtype=dtype, rngs=rngs,
-        scale_init=(nnx.initializers.zeros_init() if zero_init_residual
-                    else nnx.initializers.ones_init()))
+    self.bn2 = batch_norm(planes, dtype=dtype, rngs=rngs, zero_scale=zero_init_residual)
     needs_projection = stride != 1 or in_planes != planes
     self.downsample = (
         ConvBN(in_planes, planes, 1, downsample_strides(kind, stride), relu=False,
@@ -175,7 +169,7 @@ class Bottleneck(nnx.Module):
                          conv_impl=conv_impl, rngs=rngs)
     self.conv2 = SpatioTemporalConv(kind, planes, planes, midplanes, stride, dtype=dtype,
                                     conv_impl=conv_impl, rngs=rngs)
-    self.bn2 = nnx.BatchNorm(planes, momentum=0.9, epsilon=1e-5, dtype=dtype, rngs=rngs)
+    self.bn2 = batch_norm(planes, dtype=dtype, rngs=rngs)
     self.expand = ConvBN(planes, out_planes, 1, 1, relu=False, dtype=dtype,
                          conv_impl=conv_impl, rngs=rngs, zero_scale=zero_init_residual)
     needs_projection = stride != 1 or in_planes != out_planes

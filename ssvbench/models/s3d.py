@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from ssvbench.models.conv import Conv3D
+from ssvbench.models.conv import Conv3D, batch_norm, max_pool3d
 
 # CoCLR initialises every conv as N(0, 0.01) (the TF original: truncated normal).
 _CONV_INIT = nnx.initializers.normal(stddev=0.01)
@@ -77,28 +77,13 @@ VARIANTS: dict[str, S3DSpec] = {
 }
 
 
-def max_pool3d(x: jax.Array, kernel: Sequence[int], strides: Sequence[int],
-               padding: Sequence[int]) -> jax.Array:
-  """torch.nn.MaxPool3d on [B, T, H, W, C]: symmetric padding with -inf, floor sizes."""
-  return jax.lax.reduce_window(
-      x, jnp.array(-jnp.inf, x.dtype), jax.lax.max, (1, *kernel, 1), (1, *strides, 1),
-      ((0, 0),) + tuple((p, p) for p in padding) + ((0, 0),))
-
-
 def _conv(in_features, out_features, kernel, strides, dtype, rngs):
   return Conv3D(in_features, out_features, kernel, strides=strides, padding="TORCH_SAME",
-                dtype=dtype, rngs=rngs,
-                kernel_init=nnx.with_partitioning(
-                    _CONV_INIT, (None, None, None, None, "conv_out"), eager_sharding=False))
+                dtype=dtype, rngs=rngs, kernel_init=_CONV_INIT)
 
 
 def _bn(features, dtype, rngs):
-  return nnx.BatchNorm(
-      features, momentum=0.9, epsilon=1e-5, dtype=dtype, rngs=rngs,
-      scale_init=nnx.with_partitioning(nnx.initializers.ones_init(), ("conv_out",),
-                                       eager_sharding=False),
-      bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), ("conv_out",),
-                                      eager_sharding=False))
+  return batch_norm(features, dtype=dtype, rngs=rngs)
 
 
 class BasicConv3d(nnx.Module):

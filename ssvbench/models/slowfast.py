@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from ssvbench.models.conv import Conv3D
+from ssvbench.models.conv import Conv3D, batch_norm, max_pool3d
 
 # torchvision/SlowFast's c2_msra_fill: kaiming normal, fan_out.
 _CONV_INIT = nnx.initializers.variance_scaling(2.0, "fan_out", "normal")
@@ -79,15 +79,8 @@ class ConvNorm(nnx.Module):
                dtype, rngs: nnx.Rngs, zero_scale: bool = False):
     self.conv = Conv3D(
         in_features, out_features, kernel_size, strides=strides, padding="TORCH_SAME",
-        dtype=dtype, rngs=rngs,
-        kernel_init=nnx.with_partitioning(_CONV_INIT, (None, None, None, None, "conv_out"),
-                                          eager_sharding=False))
-    scale = nnx.initializers.zeros_init() if zero_scale else nnx.initializers.ones_init()
-    self.bn = nnx.BatchNorm(
-        out_features, momentum=0.9, epsilon=1e-5, dtype=dtype, rngs=rngs,
-        scale_init=nnx.with_partitioning(scale, ("conv_out",), eager_sharding=False),
-        bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), ("conv_out",),
-                                        eager_sharding=False))
+        dtype=dtype, rngs=rngs, kernel_init=_CONV_INIT)
+    self.bn = batch_norm(out_features, dtype=dtype, rngs=rngs, zero_scale=zero_scale)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     return self.bn(self.conv(x))
@@ -117,9 +110,7 @@ class SlowBottleneck(nnx.Module):
 
 def max_pool_1x3x3(x: jax.Array) -> jax.Array:
   """torch MaxPool3d([1, 3, 3], stride [1, 2, 2], padding [0, 1, 1]) (pads with -inf)."""
-  return jax.lax.reduce_window(
-      x, jnp.array(-jnp.inf, x.dtype), jax.lax.max, (1, 1, 3, 3, 1), (1, 1, 2, 2, 1),
-      ((0, 0), (0, 0), (1, 1), (1, 1), (0, 0)))
+  return max_pool3d(x, (1, 3, 3), (1, 2, 2), (0, 1, 1))
 
 
 class SlowResNet(nnx.Module):

@@ -17,6 +17,8 @@ import jax
 import numpy as np
 import tqdm
 
+from ssvbench.train import tensorboard as tensorboard_lib
+
 
 class MetricLogger:
   """Writes `<workdir>/metrics.jsonl` (one object per logged step) and TensorBoard events."""
@@ -32,10 +34,7 @@ class MetricLogger:
     self._file = open(self.workdir / "metrics.jsonl", "a") if self.is_main else None
     self._writer = None
     if tensorboard and self.is_main:
-      # clu's writers import TensorFlow; only pay for it when a run actually trains.
-      from clu import metric_writers
-      self._writer = metric_writers.create_default_writer(str(self.workdir / "tensorboard"),
-                                                          just_logging=False)
+      self._writer = tensorboard_lib.ScalarWriter(self.workdir / "tensorboard")
     self._bar = tqdm.tqdm(total=total_steps, initial=start_step, desc=description,
                           unit="step", disable=not (show_bar and self.is_main),
                           file=sys.stderr, dynamic_ncols=True)
@@ -60,6 +59,7 @@ class MetricLogger:
       self._file.flush()
     if self._writer is not None:
       self._writer.write_scalars(step, means)
+      self._writer.flush()
     self._bar.set_postfix(loss=f"{means.get('loss', float('nan')):.4f}")
     self.tick(step)
     self._sums, self._count = {}, 0

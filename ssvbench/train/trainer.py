@@ -28,6 +28,7 @@ from ssvbench import config as config_lib
 from ssvbench.data import pipeline, store as store_lib
 from ssvbench.methods import base as methods_base
 from ssvbench.models import registry as models
+from ssvbench.models import sharding_rules
 from ssvbench.train import checkpoint as checkpoint_lib
 from ssvbench.train import progress as progress_lib
 from ssvbench.train import sharding
@@ -78,8 +79,12 @@ def split_model(model: nnx.Module):
   return nnx.split(model, nnx.Param, ...)
 
 
-def make_train_step(method, graphdef, optimizer, mesh):
-  """The jitted step: (state, batch) -> (state, metrics), state donated."""
+def make_train_step(method, graphdef, optimizer, mesh, state_shardings=None):
+  """The jitted step: (state, batch) -> (state, metrics), state donated.
+
+  ``state_shardings``: the state's layout (a tree of shardings, e.g. ``shardings_of(state)``
+  of a state from ``create_train_state``); None replicates it. The step keeps it.
+  """
 
   def step_fn(state, batch):
     rng = jax.random.fold_in(state["rng"], state["step"])
@@ -103,8 +108,52 @@ def make_train_step(method, graphdef, optimizer, mesh):
     return new_state, metrics
 
   replicated = sharding.replicated(mesh)
-  return jax.jit(step_fn, in_shardings=(replicated, sharding.batch_sharding(mesh)),
-                 out_shardings=(replicated, replicated), donate_argnums=0)
+  state_shardings = replicated if state_shardings is None else state_shardings
+  return jax.jit(step_fn, in_shardings=(state_shardings, sharding.batch_sharding(mesh)),
+                 out_shardings=(state_shardings, replicated), donate_argnums=0)
+
+
+def shardings_of(tree: Any) -> Any:
+  """The sharding of every leaf (arrays or ShapeDtypeStructs) of a state tree."""
+  return jax.tree.map(lambda x: x.sharding, tree)
+
+
+def state_shardings(shapes: dict, mesh, rules: str | dict = "replicated") -> dict:
+  """Where each part of a train state lives on the mesh, from the model's logical axes.
+
+  Parameters follow ``rules`` (see ssvbench.models.sharding_rules: 'replicated',
+  'tensor', 'fsdp'). Every other leaf whose path ends with a parameter's path and has its
+  shape -- Adam's moments, an EMA target network ('target' + the parameter's path) --
+  is laid out like that parameter; the rest (batch statistics, counters, the rng) is
+  replicated. With 'replicated', or a mesh without a 'model' axis, everything is.
+
+  Args:
+    shapes: the state's structure ({params, rest, opt_state, step, rng}), e.g. from
+      ``jax.eval_shape``.
+    mesh: the device mesh.
+    rules: a name of ``sharding_rules.RULES`` or a {logical axis: mesh axis} mapping.
+
+  Returns:
+    A tree of NamedShardings with the structure of ``shapes``.
+  """
+  replicated = sharding.replicated(mesh)
+  param_shardings = sharding_rules.named_shardings(shapes["params"], mesh, rules)
+  by_path = {}
+  for (path, value), (_, placed) in zip(
+      jax.tree_util.tree_leaves_with_path(shapes["params"]),
+      jax.tree_util.tree_leaves_with_path(param_shardings)):
+    by_path[path] = (tuple(value.shape), placed)
+
+  def place(path, value):
+    for start in range(len(path)):
+      match = by_path.get(path[start:])
+      if match is not None and match[0] == tuple(value.shape):
+        return match[1]
+    return replicated
+
+  placed = jax.tree_util.tree_map_with_path(place, {k: v for k, v in shapes.items()
+                                                    if k != "params"})
+  return {"params": param_shardings, **placed}
 
 
 def create_train_state(config: ml_collections.ConfigDict, num_classes: int, optimizer, mesh, *,
@@ -145,13 +194,17 @@ def create_train_state(config: ml_collections.ConfigDict, num_classes: int, opti
         "rng": jax.random.PRNGKey(config.seed + 2),
     }
 
-  replicated = sharding.replicated(mesh)
+  shapes = jax.eval_shape(create)
+  rules = config.get("param_sharding", "replicated")
+  if isinstance(rules, str) and rules not in sharding_rules.RULES:
+    raise ValueError(f"config.param_sharding={rules!r}: expected one of "
+                     f"{', '.join(sharding_rules.RULES)}.")
+  placement = state_shardings(shapes, mesh, rules)
   if abstract_only:
-    shapes = jax.eval_shape(create)
-    state = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated),
-                         shapes)
+    state = jax.tree.map(lambda s, where: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=where),
+                         shapes, placement)
   else:
-    state = jax.jit(create, out_shardings=replicated)()
+    state = jax.jit(create, out_shardings=placement)()
   return method, graphdef, state
 
 
@@ -236,7 +289,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
 
   last_metrics: dict[str, float] = {}
   if num_steps and start_step < num_steps:
-    train_step = make_train_step(method, graphdef, optimizer, mesh)
+    train_step = make_train_step(method, graphdef, optimizer, mesh, shardings_of(state))
     logger = progress_lib.MetricLogger(workdir, total_steps=num_steps, start_step=start_step,
                                        show_bar=progress, description=f"pretrain {method.name}")
     log_every = int(config.train.get("log_every", 10))
@@ -304,14 +357,13 @@ def init_backbone_from(state: dict, pretrain_workdir: str | pathlib.Path, optimi
     state: a fresh train state from `create_train_state` whose model has `.backbone`.
     pretrain_workdir: a `ssvbench pretrain` workdir (its latest checkpoint is used).
     optimizer: the optax transformation of this run.
-    mesh: the state's mesh (the copied arrays are placed replicated on it).
+    mesh: the state's mesh (the copied arrays take the layout of what they replace).
 
   Returns:
     The new state.
   """
   _, pretrained, step = load_trained_model(pretrain_workdir)
   _, params, rest = split_model(pretrained.backbone)
-  replicated = sharding.replicated(mesh)
   state = dict(state)
   for name, copied in (("params", params), ("rest", rest)):
     tree = state[name]
@@ -327,8 +379,9 @@ def init_backbone_from(state: dict, pretrain_workdir: str | pathlib.Path, optimi
       raise ValueError(f"config.train.init_from={pretrain_workdir}: its backbone {name} do not "
                        f"match this run's model (first differences: {differ}); fine-tune the "
                        "backbone architecture that was pre-trained.")
-    tree["backbone"] = jax.device_put(copied, replicated)
-  state["opt_state"] = jax.jit(optimizer.init, out_shardings=replicated)(state["params"])
+    tree["backbone"] = jax.device_put(copied, shardings_of(tree["backbone"]))
+  state["opt_state"] = jax.jit(optimizer.init, out_shardings=shardings_of(state["opt_state"]))(
+      state["params"])
   logging.info("initialised the backbone from %s (step %d)", pretrain_workdir, step)
   return state
 

@@ -82,16 +82,12 @@ def _conv(in_features, out_features, kernel, strides, dtype, rngs):
                 dtype=dtype, rngs=rngs, kernel_init=_CONV_INIT)
 
 
-def _bn(features, dtype, rngs):
-  return batch_norm(features, dtype=dtype, rngs=rngs)
-
-
 class BasicConv3d(nnx.Module):
   """1x1x1 (or any) conv, BN, ReLU."""
 
   def __init__(self, in_features, out_features, kernel=1, strides=1, *, dtype, rngs):
     self.conv = _conv(in_features, out_features, kernel, strides, dtype, rngs)
-    self.bn = _bn(out_features, dtype, rngs)
+    self.bn = batch_norm(out_features, dtype=dtype, rngs=rngs)
 
   def __call__(self, x):
     return jax.nn.relu(self.bn(self.conv(x)))
@@ -104,10 +100,10 @@ class STConv3d(nnx.Module):
                temporal_stride: int = 1, *, dtype, rngs):
     self.conv1 = _conv(in_features, out_features, (1, kernel, kernel),
                        (1, spatial_stride, spatial_stride), dtype, rngs)
-    self.bn1 = _bn(out_features, dtype, rngs)
+    self.bn1 = batch_norm(out_features, dtype=dtype, rngs=rngs)
     self.conv2 = _conv(out_features, out_features, (kernel, 1, 1), (temporal_stride, 1, 1),
                        dtype, rngs)
-    self.bn2 = _bn(out_features, dtype, rngs)
+    self.bn2 = batch_norm(out_features, dtype=dtype, rngs=rngs)
 
   def __call__(self, x):
     x = jax.nn.relu(self.bn1(self.conv1(x)))

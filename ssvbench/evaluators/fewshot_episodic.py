@@ -6,7 +6,9 @@ frozen self-supervised features nothing is trained on base classes, so the proto
 reduces to: per episode pick N novel classes, K support and Q query videos of each;
 classify every query by cosine similarity to the class prototypes (the mean of the
 L2-normalised support features, re-normalised). We report mean accuracy and the 95%
-interval 1.96 * std / sqrt(episodes) (std with ddof=1).
+interval 1.96 * std / sqrt(episodes) (std with ddof=1). That interval covers the
+sampling of episodes only, conditional on the videos they are drawn from (see
+`ssvbench.results.stats`); per-episode accuracies are kept for paired comparisons.
 
 Videos of the novel classes come from the test split, or from train and test pooled
 (the ARN/CMN lists use every video of a novel class, whichever standard split it is
@@ -24,6 +26,7 @@ import numpy as np
 
 from ssvbench.evaluators import features as features_lib
 from ssvbench.evaluators import knn
+from ssvbench.results import stats
 
 SOURCES = ("test", "train+test")
 _SAMPLING_BLOCK = 1000
@@ -118,6 +121,7 @@ class Evaluator:
     self.seed, self.source, self.chunk = int(seed), source, int(chunk)
     self.details: dict = {}
     self.skipped: dict[str, str] = {}
+    self.predictions: dict[str, dict] = {}
 
   def _pool(self, train, test):
     if self.source == "test":
@@ -129,7 +133,7 @@ class Evaluator:
           val: features_lib.FeatureSet | None = None) -> Iterator[tuple[str, float]]:
     """Yields ('{ways}way_{shots}shot', %) and its '_ci95' per shot count."""
     del val  # Nothing is selected.
-    self.skipped = {}
+    self.skipped, self.predictions = {}, {}
     features, labels = self._pool(train, test)
     if self.novel_classes == "all":
       novel = np.unique(labels)
@@ -164,6 +168,9 @@ class Evaluator:
         continue
       episodes = sample_episodes(members, self.ways, shots, self.queries, self.num_episodes,
                                  self.seed)
-      accuracies = 100.0 * episode_accuracies(normalised, episodes, shots, self.chunk)
+      fractions = episode_accuracies(normalised, episodes, shots, self.chunk)
+      # Per EPISODE: a paired comparison of two records re-uses the same episodes.
+      self.predictions[name] = stats.outcome(fractions, unit="episode")
+      accuracies = 100.0 * fractions
       yield name, float(accuracies.mean())
       yield name + "_ci95", float(1.96 * accuracies.std(ddof=1) / np.sqrt(len(accuracies)))

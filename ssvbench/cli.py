@@ -160,6 +160,13 @@ def cmd_leaderboard(args, overrides) -> int:
   return 0
 
 
+def cmd_compare(args, overrides) -> int:
+  from ssvbench.results import compare
+  if overrides:
+    raise SystemExit("compare takes no --config.* overrides.")
+  return compare.run_cli(args)
+
+
 def cmd_import_checkpoint(args, overrides) -> int:
   from ssvbench import runtime
   from ssvbench.models import import_torch
@@ -279,6 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--out", default=None, help="write all formats into this folder")
   p.add_argument("--basename", default="leaderboard")
   p.set_defaults(func=cmd_leaderboard)
+
+  p = sub.add_parser("compare", help="paired test between two records on the same protocol "
+                     "and test videos (from their predictions sidecars).")
+  from ssvbench.results import compare
+  compare.add_cli_arguments(p)
+  p.set_defaults(func=cmd_compare)
   return parser
 
 

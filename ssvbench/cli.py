@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import pathlib
 import sys
 import textwrap
 
@@ -151,12 +152,15 @@ def cmd_leaderboard(args, overrides) -> int:
   from ssvbench.results import records, tables
   del overrides
   all_records = records.load_records(args.results)
+  # Sidecar names in the records are relative to the results file's folder (tie tests).
+  sidecars = pathlib.Path(args.results).parent
   if args.out:
-    tables.write_tables(all_records, args.out, args.basename)
+    tables.write_tables(all_records, args.out, args.basename, predictions_dir=sidecars)
   else:
     render = {"md": tables.to_markdown, "csv": tables.to_csv, "latex": tables.to_latex,
               "html": tables.to_html}[args.format]
-    print(render(tables.leaderboards(all_records, metrics=args.metrics)))
+    print(render(tables.leaderboards(all_records, metrics=args.metrics,
+                                     predictions_dir=sidecars)))
   return 0
 
 

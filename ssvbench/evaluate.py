@@ -101,7 +101,8 @@ def extract_run_features(workdir: pathlib.Path, model, store: store_lib.Prepared
 
 def evaluate_run(workdir: str | pathlib.Path, *, protocol: str, store_dir: str | None = None,
                  results_file: str | pathlib.Path | None = None, progress: bool = True,
-                 mesh=None, append: bool = True, run_name: str | None = None) -> dict[str, Any]:
+                 mesh=None, append: bool = True, run_name: str | None = None,
+                 predictions_dir: str | pathlib.Path | None = None) -> dict[str, Any]:
   """Evaluates the latest checkpoint of a pre-training workdir.
 
   Args:
@@ -113,6 +114,9 @@ def evaluate_run(workdir: str | pathlib.Path, *, protocol: str, store_dir: str |
     mesh: device mesh for extraction (default: all devices).
     append: write the record (False returns it only).
     run_name: name of the run in tables (default: the workdir's name).
+    predictions_dir: with append=False, write the predictions sidecar here and name it in
+      the record (the folder of the results file the caller will append it to); with
+      append=True the sidecar goes beside `results_file`.
 
   Returns:
     The result record.
@@ -145,5 +149,7 @@ def evaluate_run(workdir: str | pathlib.Path, *, protocol: str, store_dir: str |
     results_file = pathlib.Path(results_file or workdir / "results.jsonl")
     predictions_lib.attach(record, results_file.parent, outcomes, test.video_ids)
     records.append_record(results_file, record)
+  elif predictions_dir is not None:
+    predictions_lib.attach(record, predictions_dir, outcomes, test.video_ids)
   logging.info("evaluated %s under %s: %s", workdir, protocol, metrics)
   return record

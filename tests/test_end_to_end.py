@@ -82,7 +82,7 @@ def test_prepare_pretrain_resume_evaluate(tmp_path, capsys):
   assert json.loads(capsys.readouterr().out) == metrics
   _run("compare", f"{workdir / 'results.jsonl'}:0", f"{workdir / 'results.jsonl'}:1",
        "--metric", "knn/top1", "--metric", "motion_only/knn/top1")
-  assert capsys.readouterr().out.count("+0.00") == 2
+  assert capsys.readouterr().out.count("+0.00 [ +0.00,  +0.00]   1.0000    1.0000") == 2
 
   _run("leaderboard", "--results", workdir / "results.jsonl")
   table = capsys.readouterr().out

@@ -140,6 +140,13 @@ def test_sidecar_round_trip_and_hash(tmp_path):
                                                    if k != "predictions"})
   ids, packs = predictions.load_for_record(record, tmp_path)
   assert ids[0] == "v0" and packs["knn/top1"]["outcomes"].shape == (1, 200)
+  # Same outcomes, same bytes; other outcomes never replace a pinned sidecar.
+  again = predictions.write_sidecar(tmp_path, info["file"], packs, ids)
+  assert again == info
+  other = predictions.write_sidecar(tmp_path, info["file"], {"knn/top1": stats.outcome(
+      np.ones(200))}, ids)
+  assert other["file"] != info["file"]
+  predictions.load_for_record(record, tmp_path)  # Still matches its hash.
   (tmp_path / info["file"]).write_bytes(b"tampered")
   with pytest.raises(predictions.SidecarError, match="sha256"):
     predictions.load_for_record(record, tmp_path)

@@ -165,4 +165,8 @@ def run_cli(args: argparse.Namespace) -> int:
     print(json.dumps({"a": label_a, "b": label_b, **result}, indent=2, sort_keys=True))
   else:
     print(format_text(result, label_a, label_b))
+    # Where each side was computed (CPU model and ISA flags can move trained numbers).
+    for tag, record in (("A", a), ("B", b)):
+      if "run_name" in record:
+        print(f"{tag}: {records_lib.provenance(record)}")
   return 0

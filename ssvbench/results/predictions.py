@@ -12,7 +12,9 @@ small sidecar file beside the results file, and the record names it and pins its
 JSON) that holds the record; `hash12` is a digest of the record's identity (protocol,
 manifest, checkpoint, seeds, metrics), so the same evaluation always gets the same name.
 
-The sidecar (numpy .npz, compressed, no pickles) holds:
+The sidecar (numpy .npz, compressed, no pickles, fixed member times so that the same
+outcomes give the same bytes; an existing sidecar of the same name with other content is
+never replaced: the new one gets a content-hash suffix) holds:
   * `video_ids`: str [N] test video ids (row numbers as strings when the features had
     none), in the order of the outcomes;
   * `meta`: a JSON string {'format': 1, 'metrics': {metric: {'key', 'statistic', 'unit'}}};
@@ -25,10 +27,12 @@ The sidecar (numpy .npz, compressed, no pickles) holds:
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import pathlib
 import re
+import zipfile
 from typing import Any, Mapping
 
 import numpy as np
@@ -88,13 +92,33 @@ def write_sidecar(directory: str | os.PathLike, name: str,
     video_ids = np.arange(num_units.pop() if num_units else 0).astype(str)
   arrays["video_ids"] = np.asarray(video_ids).astype(str)
   arrays["meta"] = np.asarray(json.dumps(meta, sort_keys=True))
+  content = _npz_bytes(arrays)
+  digest = hashlib.sha256(content).hexdigest()
   directory = pathlib.Path(directory)
   directory.mkdir(parents=True, exist_ok=True)
   path = directory / name
-  temporary = path.with_name(path.name + ".tmp.npz")
-  np.savez_compressed(temporary, **arrays)
-  os.replace(temporary, path)
-  return {"file": name, "sha256": file_sha256(path)}
+  if path.is_file() and file_sha256(path) != digest:
+    # Never replace a sidecar another record pins by hash: take a content-named sibling.
+    name = name[:-len(SUFFIX)] + f"-{digest[:8]}" + SUFFIX
+    path = directory / name
+  if not path.is_file():
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_bytes(content)
+    os.replace(temporary, path)
+  return {"file": name, "sha256": digest}
+
+
+def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+  """A compressed .npz with fixed member times: the same arrays give the same bytes."""
+  buffer = io.BytesIO()
+  with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    for key in sorted(arrays):
+      info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+      info.compress_type = zipfile.ZIP_DEFLATED
+      member = io.BytesIO()
+      np.lib.format.write_array(member, np.asarray(arrays[key]), allow_pickle=False)
+      archive.writestr(info, member.getvalue())
+  return buffer.getvalue()
 
 
 def load_sidecar(path: str | os.PathLike,

@@ -54,7 +54,6 @@ import numpy as np
 NUM_RESAMPLES = 1000
 PAIRED_RESAMPLES = 10000
 BOOTSTRAP_SEED = 0
-_CHUNK = 64
 STATISTICS = ("mean", "mean_class")
 
 HIGHER, LOWER = "higher", "lower"
@@ -103,19 +102,24 @@ def outcome(correct: np.ndarray, *, statistic: str = "mean", labels: np.ndarray 
   return packed
 
 
-def _statistic(outcomes: np.ndarray, weights: np.ndarray, statistic: str,
+def _statistic(outcomes: np.ndarray, rows: np.ndarray, statistic: str,
                labels: np.ndarray | None) -> np.ndarray:
-  """Statistic (in %) of [R, N] outcomes under unit weights [B, N] -> [B, R]."""
+  """Statistic (in %) of [R, N] outcomes on resampled units `rows` [B, M] -> [B, R]."""
+  picked = outcomes[:, rows]  # [R, B, M]
   if statistic == "mean":
-    return 100.0 * (weights @ outcomes.T) / weights.sum(axis=1, keepdims=True)
-  classes = np.unique(labels)
-  onehot = (labels[None, :] == classes[:, None]).astype(np.float64)  # [C, N]
-  counts = weights @ onehot.T  # [B, C]
+    return 100.0 * picked.mean(axis=2).T
+  classes, label_index = np.unique(labels, return_inverse=True)
+  num_classes, num_resamples = len(classes), len(rows)
+  # One bincount over (resample, class) pairs: class ids offset by C per resample.
+  flat = (label_index[rows] + num_classes * np.arange(num_resamples)[:, None]).ravel()
+  counts = np.bincount(flat, minlength=num_resamples * num_classes).reshape(
+      num_resamples, num_classes)
   present = counts > 0
-  result = np.zeros((len(weights), len(outcomes)))
+  result = np.zeros((num_resamples, len(outcomes)))
   for r in range(len(outcomes)):
-    sums = weights @ (onehot * outcomes[r][None, :]).T  # [B, C]
-    per_class = np.where(present, sums / np.maximum(counts, 1e-300), 0.0)
+    sums = np.bincount(flat, weights=picked[r].ravel(),
+                       minlength=num_resamples * num_classes).reshape(counts.shape)
+    per_class = np.where(present, sums / np.maximum(counts, 1), 0.0)
     result[:, r] = 100.0 * per_class.sum(axis=1) / present.sum(axis=1)
   return result
 
@@ -123,8 +127,8 @@ def _statistic(outcomes: np.ndarray, weights: np.ndarray, statistic: str,
 def value(packed: Mapping[str, Any]) -> float:
   """The metric (in %) that the outcomes give, averaged over repeats."""
   outcomes = np.asarray(packed["outcomes"], np.float64)
-  weights = np.ones((1, outcomes.shape[1]))
-  return float(_statistic(outcomes, weights, packed["statistic"], packed.get("labels")).mean())
+  rows = np.arange(outcomes.shape[1])[None, :]
+  return float(_statistic(outcomes, rows, packed["statistic"], packed.get("labels")).mean())
 
 
 def _resampled(outcome_sets: Sequence[Mapping[str, Any]], num_resamples: int,
@@ -133,18 +137,18 @@ def _resampled(outcome_sets: Sequence[Mapping[str, Any]], num_resamples: int,
   first = np.asarray(outcome_sets[0]["outcomes"])
   num_repeats, num_units = first.shape
   rng = np.random.default_rng(seed)
+  arrays = [np.asarray(packed["outcomes"], np.float64) for packed in outcome_sets]
+  # Bounded memory: about 4M resampled units per chunk.
+  chunk_size = max(1, min(num_resamples, (1 << 22) // max(num_units * num_repeats, 1)))
   results = []
-  for start in range(0, num_resamples, _CHUNK):
-    size = min(_CHUNK, num_resamples - start)
-    # Multinomial counts = how often each unit is drawn: a resample with replacement.
-    weights = rng.multinomial(num_units, np.full(num_units, 1.0 / num_units),
-                              size=size).astype(np.float64)
+  for start in range(0, num_resamples, chunk_size):
+    size = min(chunk_size, num_resamples - start)
+    rows = rng.integers(0, num_units, size=(size, num_units))  # With replacement.
     repeats = (rng.integers(0, num_repeats, size=(size, num_repeats)) if num_repeats > 1
                else np.zeros((size, 1), np.int64))
     chunk = []
-    for packed in outcome_sets:
-      per_repeat = _statistic(np.asarray(packed["outcomes"], np.float64), weights,
-                              packed["statistic"], packed.get("labels"))  # [b, R]
+    for packed, outcomes in zip(outcome_sets, arrays):
+      per_repeat = _statistic(outcomes, rows, packed["statistic"], packed.get("labels"))
       chunk.append(np.take_along_axis(per_repeat, repeats, axis=1).mean(axis=1))
     results.append(np.stack(chunk, axis=1))
   return np.concatenate(results)

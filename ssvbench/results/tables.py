@@ -180,8 +180,12 @@ class Table:
     return text
 
   def headers(self) -> list[str]:
-    metric_headers = [metric if kind is None else f"{metric} (±{kind})"
-                      for metric, kind in zip(self.metrics, self.spread_kinds)]
+    def header(metric, kind):
+      spreads = ([f"±{kind}"] if kind else []) + (
+          ["n>1: ±std over seeds"] if self.seed_aggregated else [])
+      return f"{metric} ({'; '.join(spreads)})" if spreads else metric
+    metric_headers = [header(metric, kind) for metric, kind in zip(self.metrics,
+                                                                     self.spread_kinds)]
     seeds = ["seeds"] if self.seed_aggregated else []
     return list(self.row_fields) + seeds + metric_headers
 

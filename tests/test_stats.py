@@ -219,7 +219,9 @@ def test_seed_aggregation_in_all_formats():
   simclr = table.cells[2][0]
   assert (simclr.value, simclr.spread, simclr.n) == (32.0, 2.0, 3)
   markdown = tables.to_markdown(table)
-  assert table.headers()[2:] == ["seeds", "knn/top1 (±ci95; n>1: ±std over seeds)"]
+  assert table.headers()[2:] == ["seeds", "knn/top1 (±ci95 at n=1; ±std over seeds)"]
+  only_seeded = tables.leaderboard(_seeded_records()[:3])
+  assert only_seeded.headers()[2:] == ["seeds", "knn/top1 (±std over seeds)"]
   assert "| simclr | r3d_cpu | 3 | **32.0 ± 2.0** |" in markdown
   assert "| byol | r3d_cpu | 1 (one seed) | 31.0 ± 3.0† |" in markdown
   assert "| random | r3d_cpu | 1 (one seed) | 10.0 ± 2.0 |" in markdown

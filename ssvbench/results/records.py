@@ -178,7 +178,11 @@ def cpu_facts() -> dict[str, Any]:
 def provenance(record: Mapping[str, Any]) -> str:
   """One line saying where a record's numbers were computed."""
   cpu = record.get("cpu") or {}
-  flags = [f for f in cpu.get("isa_flags", []) if f.startswith(("avx", "amx", "sve"))]
+  all_flags = cpu.get("isa_flags", [])
+  wide = [f for f in all_flags if f.startswith("avx512")]
+  flags = [f for f in all_flags if f.startswith(("avx", "amx", "sve")) and f not in wide]
+  if wide:  # AVX-512 comes as a dozen sub-extensions; their count is enough here.
+    flags.append(f"avx512 ({len(wide)} ext.)")
   cpu_text = (f"; cpu {cpu.get('model')} ({', '.join(flags) or 'no AVX/AMX/SVE flags'})"
               if cpu else "; cpu not recorded")
   return (f"{record['run_name']}: protocol {record['protocol']['name']}@"

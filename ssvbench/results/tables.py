@@ -167,9 +167,11 @@ class Table:
             f"fingerprint {self.short_fingerprint}.")
     if any(is_percentage(metric) for metric in self.metrics):
       text += " Accuracies in %."
-    if "ci95" in self.spread_kinds:
+    # Sibling spreads are shown in single-seed rows only.
+    single = not self.row_seeds or any(n == 1 for n in self.row_seeds)
+    if "ci95" in self.spread_kinds and single:
       text += " ± ci95: half-width of the 95% confidence interval."
-    if "std" in self.spread_kinds:
+    if "std" in self.spread_kinds and single:
       text += " ± std: standard deviation."
     if self.seed_aggregated:
       text += (" seeds: pre-training seeds per row; rows with n > 1 show mean ± std over "
@@ -180,9 +182,14 @@ class Table:
     return text
 
   def headers(self) -> list[str]:
+    single = not self.row_seeds or any(n == 1 for n in self.row_seeds)
     def header(metric, kind):
-      spreads = ([f"±{kind}"] if kind else []) + (
-          ["n>1: ±std over seeds"] if self.seed_aggregated else [])
+      # Say what follows ± in the rows that show it: one seed, or several.
+      spreads = []
+      if kind and single:
+        spreads.append(f"±{kind}" + (" at n=1" if self.seed_aggregated else ""))
+      if self.seed_aggregated:
+        spreads.append("±std over seeds")
       return f"{metric} ({'; '.join(spreads)})" if spreads else metric
     metric_headers = [header(metric, kind) for metric, kind in zip(self.metrics,
                                                                      self.spread_kinds)]

@@ -558,6 +558,8 @@ def test_evaluate_features_end_to_end_and_deterministic(synth_npz, tmp_path):
               "diagnostics/alignment", "diagnostics/uniformity", "diagnostics/effective_rank"}
   assert set(first["metrics"]) == expected and not first["skipped"]
   assert all(0 <= first["metrics"][f"{m}_ci95"] < 25 for m in accuracies)
+  assert set(first["details"]["fewshot_episodic"]["ci95_over_query_videos"]) == {
+      "5way_1shot", "5way_5shot"}
   assert first["protocol"]["fingerprint"] == protocol_lib.fingerprint(
       protocol_lib.load_protocol("synthactions"))
   assert first["validation"]["source"] == "carved from train"

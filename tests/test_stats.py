@@ -46,6 +46,17 @@ def test_bootstrap_agrees_with_wilson_and_is_seeded():
   assert stats.value(packed) == pytest.approx(100 * correct.mean())
 
 
+def test_cluster_bootstrap():
+  correct = _bernoulli(500, 0.4, 4).astype(float)
+  # Clusters of one unit: the same draws as the plain bootstrap.
+  assert stats.ratio_bootstrap_ci95(correct, np.ones(500)) == stats.bootstrap_ci95(
+      stats.outcome(correct))
+  # Clusters of 10 perfectly correlated units: the interval is that of 50 units, not 500.
+  sums, counts = 10 * correct[:50], np.full(50, 10.0)
+  assert stats.ratio_bootstrap_ci95(sums, counts) > 2 * stats.bootstrap_ci95(
+      stats.outcome(np.repeat(correct[:50], 10)))
+
+
 def test_two_way_bootstrap_holds_seed_spread():
   # Three few-shot seeds that disagree by 10 points: the interval is wider than the
   # test-set interval of any one seed.

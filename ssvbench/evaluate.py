@@ -144,7 +144,11 @@ def evaluate_run(workdir: str | pathlib.Path, *, protocol: str, store_dir: str |
       manifest_hash=store.manifest_hash, checkpoint=str(workdir / "checkpoints" / str(step)),
       run_name=run_name or workdir.name,
       extra={"pretrain_steps": int(step), "weights_fingerprint": weights,
-             "view_spec": extract.view_spec(spec.views)})
+             "view_spec": extract.view_spec(spec.views),
+             # Episodic intervals that also hold the query videos' sampling (see stats).
+             **({"episodic_ci95_over_query_videos": episodic}
+                if (episodic := result["details"].get("fewshot_episodic", {}).get(
+                    "ci95_over_query_videos")) else {})})
   if append:
     results_file = pathlib.Path(results_file or workdir / "results.jsonl")
     predictions_lib.attach(record, results_file.parent, outcomes, test.video_ids)

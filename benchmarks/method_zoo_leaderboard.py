@@ -163,7 +163,8 @@ def main(argv=None) -> int:
   metrics = [name for name in DEFAULT_METRICS if name in available] or None
   backbone = args.backbone or "r3d_cpu"
   header = (f"SynthActions method zoo: {args.steps} steps x batch {args.batch}, backbone "
-            f"{backbone}, seeds {','.join(map(str, args.seeds))}, one recipe (VideoMAE: vit3d_cpu, pixel targets; "
+            f"{backbone}, seeds {','.join(map(str, args.seeds))}, one recipe (VideoMAE: "
+            "vit3d_cpu, pixel targets; "
             "supervised: milder crops, no colour jitter).\n"
             f"Regenerate with: {command}")
   paths = tables.write_tables(all_records, out_dir, BASENAME, metrics=metrics, header=header,

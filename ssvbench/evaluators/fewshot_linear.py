@@ -14,8 +14,9 @@ by the mean validation accuracy over seeds; the few-shot videos are drawn from t
 fitting part of train only, so validation never overlaps them. The same fitted ridge
 models are then scored once on test; we report the mean and the sample standard
 deviation (ddof=1) over seeds, and (from the registry) `{s}shot_ci95`, a two-way
-bootstrap over seeds and test videos (`ssvbench.results.stats`). Samples are nested: seed s's 5-shot set contains its
-1-shot set, so differences between shot counts are not sampling noise.
+bootstrap over seeds and test videos (`ssvbench.results.stats`). Samples are nested:
+seed s's 5-shot set contains its 1-shot set, so differences between shot counts are not
+sampling noise.
 
 A shot count that some class cannot supply (fewer videos than shots in the fitting
 part) is skipped with the reason recorded, rather than silently capped, so "25shot"

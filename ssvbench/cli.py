@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import pathlib
 import sys
 import textwrap
 
@@ -151,13 +152,23 @@ def cmd_leaderboard(args, overrides) -> int:
   from ssvbench.results import records, tables
   del overrides
   all_records = records.load_records(args.results)
+  # Sidecar names in the records are relative to the results file's folder (tie tests).
+  sidecars = pathlib.Path(args.results).parent
   if args.out:
-    tables.write_tables(all_records, args.out, args.basename)
+    tables.write_tables(all_records, args.out, args.basename, predictions_dir=sidecars)
   else:
     render = {"md": tables.to_markdown, "csv": tables.to_csv, "latex": tables.to_latex,
               "html": tables.to_html}[args.format]
-    print(render(tables.leaderboards(all_records, metrics=args.metrics)))
+    print(render(tables.leaderboards(all_records, metrics=args.metrics,
+                                     predictions_dir=sidecars)))
   return 0
+
+
+def cmd_compare(args, overrides) -> int:
+  from ssvbench.results import compare
+  if overrides:
+    raise SystemExit("compare takes no --config.* overrides.")
+  return compare.run_cli(args)
 
 
 def cmd_import_checkpoint(args, overrides) -> int:
@@ -279,6 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--out", default=None, help="write all formats into this folder")
   p.add_argument("--basename", default="leaderboard")
   p.set_defaults(func=cmd_leaderboard)
+
+  p = sub.add_parser("compare", help="paired test between two records on the same protocol "
+                     "and test videos (from their predictions sidecars).")
+  from ssvbench.results import compare
+  compare.add_cli_arguments(p)
+  p.set_defaults(func=cmd_compare)
   return parser
 
 

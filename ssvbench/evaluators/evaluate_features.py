@@ -10,7 +10,10 @@ Result JSON (one object): `protocol` {name, version, fingerprint}, `metrics`
 {name: number}, `skipped` {metric: reason}, `details` {evaluator: what it chose},
 `validation` (given or carved, and how), `inputs` (per split: path, sha256, shape),
 `seconds` per evaluator, and `sweeps` when requested. Metrics are deterministic: the
-same inputs give bit-identical numbers.
+same inputs give bit-identical numbers. Every accuracy-like metric has a `<metric>_ci95`
+sibling (half-width of its 95% interval, `ssvbench.results.stats`). With `--out`, the
+per-video outcomes are written beside the JSON (`ssvbench.results.predictions`) and
+`predictions` {file, sha256} names that sidecar.
 
 Every evaluator averages the views of the TRAINING features, so train.npz may hold
 [N, D] view-averaged features (what makes a Kinetics-sized train split fit in memory);
@@ -35,6 +38,7 @@ from ssvbench.data import validation as validation_lib
 from ssvbench.evaluators import features as features_lib
 from ssvbench.evaluators import protocol as protocol_lib
 from ssvbench.evaluators import registry
+from ssvbench.results import predictions as predictions_lib
 
 FeatureInput = features_lib.FeatureSet | str | pathlib.Path
 
@@ -95,8 +99,8 @@ def _validation_record(train: features_lib.FeatureSet, val_info, resolved) -> di
 
 def evaluate_features(protocol: str | ml_collections.ConfigDict | Mapping[str, Any],
                       train: FeatureInput, test: FeatureInput, val: FeatureInput | None = None,
-                      *, sweeps: bool = False,
-                      only: Sequence[str] | None = None) -> dict[str, Any]:
+                      *, sweeps: bool = False, only: Sequence[str] | None = None,
+                      predictions: dict[str, Any] | None = None) -> dict[str, Any]:
   """Runs every evaluator of a protocol on frozen features.
 
   Args:
@@ -108,6 +112,8 @@ def evaluate_features(protocol: str | ml_collections.ConfigDict | Mapping[str, A
     val: optional validation features, disjoint from train and test.
     sweeps: also run the protocol's diagnostic sweeps (results under 'sweeps').
     only: run only these `evals` entries (e.g. ('knn', 'linear')); default all.
+    predictions: if a dict, filled with 'video_ids' (the test ids, or None) and
+      'metrics' {metric: per-unit outcomes} of the `evals` metrics, for a sidecar.
 
   Returns:
     The result record described in the module docstring.
@@ -147,14 +153,20 @@ def evaluate_features(protocol: str | ml_collections.ConfigDict | Mapping[str, A
       "ssvbench_version": _package_version(),
   }
   sections = [("evals", "metrics")] + ([("sweeps", "sweeps")] if sweeps else [])
+  collected: dict[str, Any] = {}
   for section, output in sections:
     result.setdefault(output, {})
     for kind, payload in registry.run_evaluators(resolved.get(section) or {}, train_set,
                                                  test_set, val_set):
       if kind == "metric":
         result[output][payload[0]] = payload[1]
+      elif kind == "predictions":
+        if section == "evals":
+          collected.update(payload)
       else:
         result[kind].update(payload)
+  if predictions is not None:
+    predictions.update(video_ids=test_set.video_ids, metrics=collected)
   return result
 
 
@@ -175,12 +187,19 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_cli(args: argparse.Namespace) -> int:
   """Runs `evaluate-features` from parsed arguments; returns the exit code."""
+  collected: dict[str, Any] = {}
   try:
     result = evaluate_features(args.protocol, args.train, args.test, args.val,
-                               sweeps=args.sweeps)
+                               sweeps=args.sweeps, predictions=collected)
   except (features_lib.FeatureError, protocol_lib.ProtocolError) as error:
     print(f"evaluate-features: error: {error}", file=sys.stderr)
     return 2
+  if args.out and collected["metrics"]:
+    out = pathlib.Path(args.out)
+    # The sidecar's name is relative to the JSON's folder, where it is written.
+    result["predictions"] = predictions_lib.write_sidecar(
+        out.parent, predictions_lib.sidecar_name(result), collected["metrics"],
+        collected["video_ids"])
   text = json.dumps(result, indent=2, sort_keys=True)
   if args.out:
     pathlib.Path(args.out).write_text(text + "\n")

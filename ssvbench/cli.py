@@ -150,7 +150,16 @@ def cmd_evaluate_features(args, overrides) -> int:
 def cmd_leaderboard(args, overrides) -> int:
   from ssvbench.results import records, tables
   del overrides
-  all_records = records.load_records(args.results)
+  all_records = [r for path in args.results for r in records.load_records(path)]
+  if args.table == "standard":
+    from ssvbench.results import standard
+    table = standard.build(all_records, rank_by=args.rank_by,
+                           reported=standard.load_reported() if args.reported else None)
+    if args.out:
+      standard.write(table, args.out, args.basename)
+    else:
+      print(standard.RENDERERS[args.format](table), end="")
+    return 0
   if args.out:
     tables.write_tables(all_records, args.out, args.basename)
   else:
@@ -273,7 +282,15 @@ def build_parser() -> argparse.ArgumentParser:
   p.set_defaults(func=cmd_import_checkpoint)
 
   p = sub.add_parser("leaderboard", help="render results.jsonl as tables.")
-  p.add_argument("--results", required=True, help="a results.jsonl file")
+  p.add_argument("--results", required=True, nargs="+", help="results.jsonl file(s)")
+  p.add_argument("--table", default="protocol", choices=("protocol", "standard"),
+                 help="protocol: one table per (dataset, split, protocol); standard: one row "
+                 "per pre-trained model, UCF101/HMDB51 split means, K400, ... (see "
+                 "ssvbench/results/standard.py)")
+  p.add_argument("--rank-by", default=None, help="standard table: headline column "
+                 "<dataset>/<linear|knn|retrieval|fewshot|finetune>, e.g. kinetics400/linear")
+  p.add_argument("--reported", action="store_true", help="standard table: add published "
+                 "reference rows (marked reported; ssvbench/results/reported.json)")
   p.add_argument("--format", default="md", choices=("md", "csv", "latex", "html"))
   p.add_argument("--metrics", nargs="*", default=None, help="metric columns")
   p.add_argument("--out", default=None, help="write all formats into this folder")

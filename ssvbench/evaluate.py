@@ -72,6 +72,23 @@ def subset_metrics(spec, train, test, class_names: list[str], subsets: dict[str,
   return metrics
 
 
+def table_facts(config, model, store: store_lib.PreparedStore) -> dict[str, Any]:
+  """What the standard table shows about a model besides its numbers: the official split
+  evaluated (UCF101/HMDB51), the pre-training clip shape and the backbone's size."""
+  import jax
+  from flax import nnx
+  facts: dict[str, Any] = {
+      "num_params": int(sum(np.size(x) for x in jax.tree.leaves(
+          nnx.state(model.backbone, nnx.Param))))}
+  if store.manifest.get("official_split") is not None:
+    facts["official_split"] = int(store.manifest["official_split"])
+  data = config.get("data") or {}
+  if data.get("num_frames") and data.get("crop_size"):
+    facts["pretrain_input"] = {"num_frames": int(data["num_frames"]),
+                               "crop_size": int(data["crop_size"])}
+  return facts
+
+
 def extract_run_features(workdir: pathlib.Path, model, store: store_lib.PreparedStore,
                          spec, *, weights: str | None = None, mesh=None,
                          progress: bool = True) -> dict[str, dict]:
@@ -125,7 +142,7 @@ def evaluate_run(workdir: str | pathlib.Path, *, protocol: str, store_dir: str |
       manifest_hash=store.manifest_hash, checkpoint=str(workdir / "checkpoints" / str(step)),
       run_name=run_name or workdir.name,
       extra={"pretrain_steps": int(step), "weights_fingerprint": weights,
-             "view_spec": extract.view_spec(spec.views)})
+             "view_spec": extract.view_spec(spec.views), **table_facts(config, model, store)})
   if append:
     records.append_record(results_file or workdir / "results.jsonl", record)
   logging.info("evaluated %s under %s: %s", workdir, protocol, metrics)

@@ -171,16 +171,27 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--out", default=None, help="write the result JSON here (default: stdout)")
   parser.add_argument("--sweeps", action="store_true",
                       help="also run the protocol's diagnostic sweeps (k-NN k x T table)")
+  from ssvbench.evaluators import feature_records
+  feature_records.add_arguments(parser)
 
 
 def run_cli(args: argparse.Namespace) -> int:
   """Runs `evaluate-features` from parsed arguments; returns the exit code."""
+  from ssvbench.evaluators import feature_records
   try:
-    result = evaluate_features(args.protocol, args.train, args.test, args.val,
+    spec = protocol_lib.load_protocol(args.protocol)
+    problem = feature_records.check_arguments(args, spec)
+    if problem:
+      raise protocol_lib.ProtocolError(problem)
+    result = evaluate_features(spec, args.train, args.test, args.val,
                                sweeps=args.sweeps)
   except (features_lib.FeatureError, protocol_lib.ProtocolError) as error:
     print(f"evaluate-features: error: {error}", file=sys.stderr)
     return 2
+  if args.results:
+    from ssvbench.results import records
+    records.append_record(args.results, feature_records.make_record(args, spec, result))
+    logging.info("appended the record to %s", args.results)
   text = json.dumps(result, indent=2, sort_keys=True)
   if args.out:
     pathlib.Path(args.out).write_text(text + "\n")

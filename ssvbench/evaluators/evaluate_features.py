@@ -188,7 +188,7 @@ def run_cli(args: argparse.Namespace) -> int:
   except (features_lib.FeatureError, protocol_lib.ProtocolError) as error:
     print(f"evaluate-features: error: {error}", file=sys.stderr)
     return 2
-  if args.results:
+  if getattr(args, "results", None):
     from ssvbench.results import records
     records.append_record(args.results, feature_records.make_record(args, spec, result))
     logging.info("appended the record to %s", args.results)

@@ -169,6 +169,22 @@ def cmd_leaderboard(args, overrides) -> int:
   return 0
 
 
+def cmd_publish(args, overrides) -> int:
+  from ssvbench.results import site
+  del overrides
+  header = args.header or ("Regenerate with: ssvbench publish --results "
+                           + " ".join(site.scrub_path(p) for p in args.results)
+                           + f" --out {site.scrub_path(args.out)}"
+                           + (" --reported" if args.reported else ""))
+  summary = site.publish(args.results, args.out, reported=args.reported,
+                         rank_by=args.rank_by, title=args.title, header=header,
+                         make_plots=not args.no_plots)
+  if summary["plots"] is None and not args.no_plots:
+    print(site.PLOTS_MISSING, file=sys.stderr)
+  print(json.dumps(summary, indent=2))
+  return 0
+
+
 def cmd_import_checkpoint(args, overrides) -> int:
   from ssvbench import runtime
   from ssvbench.models import import_torch
@@ -296,6 +312,19 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--out", default=None, help="write all formats into this folder")
   p.add_argument("--basename", default="leaderboard")
   p.set_defaults(func=cmd_leaderboard)
+
+  p = sub.add_parser("publish", help="write a static leaderboard site (standard table, a "
+                     "page per protocol, provenance, sortable tables, CSV/JSON, plots) that "
+                     "opens from file://.")
+  p.add_argument("--results", required=True, nargs="+", help="results.jsonl file(s)")
+  p.add_argument("--out", required=True, help="site folder (new, or a previous site)")
+  p.add_argument("--reported", action="store_true", help="add published reference rows")
+  p.add_argument("--rank-by", default=None, help="headline column of the standard table")
+  p.add_argument("--title", default="ssvbench leaderboard")
+  p.add_argument("--header", default=None, help="paragraph under the title (default: the "
+                 "command that regenerates the site)")
+  p.add_argument("--no-plots", action="store_true", help="skip the figures")
+  p.set_defaults(func=cmd_publish)
   return parser
 
 

@@ -274,8 +274,22 @@ def load_reported(path: str | pathlib.Path = REPORTED_FILE) -> list[dict[str, An
   return json.loads(pathlib.Path(path).read_text(encoding="utf-8"))["rows"]
 
 
+def latest_checkpoints(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+  """Per run, only the records of its last evaluated pre-training step: intermediate
+  checkpoints (`benchmark --steps`) belong in the accuracy-vs-step plot, not as rows."""
+  last: dict[str, int] = {}
+  for record in records:
+    steps = (record.get("extra") or {}).get("pretrain_steps")
+    if isinstance(steps, int):
+      last[record["run_name"]] = max(last.get(record["run_name"], steps), steps)
+  return [r for r in records
+          if not isinstance((r.get("extra") or {}).get("pretrain_steps"), int)
+          or r["extra"]["pretrain_steps"] == last[r["run_name"]]]
+
+
 def build(records: Sequence[Mapping[str, Any]], *, rank_by: str | None = None,
-          reported: Sequence[Mapping[str, Any]] | None = None) -> StandardTable:
+          reported: Sequence[Mapping[str, Any]] | None = None,
+          all_steps: bool = False) -> StandardTable:
   """The standard table of a set of records.
 
   Args:
@@ -284,6 +298,8 @@ def build(records: Sequence[Mapping[str, Any]], *, rank_by: str | None = None,
       fewshot, finetune), e.g. `kinetics400/linear`; default the first present of
       HEADLINE_ORDER, else the first column.
     reported: published rows to append (e.g. `load_reported()`); None for none.
+    all_steps: keep every evaluated checkpoint of a run as its own row; by default only
+      each run's last evaluated step (`latest_checkpoints`).
 
   Returns:
     The table.
@@ -292,6 +308,8 @@ def build(records: Sequence[Mapping[str, Any]], *, rank_by: str | None = None,
     ValueError: no record holds a standard metric, an unknown `rank_by`, or conflicting
       records (see the module docstring).
   """
+  if not all_steps:
+    records = latest_checkpoints(records)
   # Columns: one per (dataset, slot, protocol identity) that some record fills.
   identities: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
   for record in records:
@@ -542,7 +560,10 @@ SORT_SCRIPT = """
   }
   function sortTable(table, column, descending) {
     Array.prototype.forEach.call(table.tBodies, function (body) {
-      var rows = Array.prototype.slice.call(body.rows);
+      var all = Array.prototype.slice.call(body.rows);
+      // A section title row (one cell spanning the table) stays first in its section.
+      var titles = all.filter(function (row) { return row.classList.contains('section'); });
+      var rows = all.filter(function (row) { return !row.classList.contains('section'); });
       rows.sort(function (a, b) {
         var x = key(a.cells[column]), y = key(b.cells[column]);
         var missingX = x === '-' || x === '', missingY = y === '-' || y === '';
@@ -551,7 +572,7 @@ SORT_SCRIPT = """
         if (x > y) return descending ? -1 : 1;
         return 0;
       });
-      rows.forEach(function (row) { body.appendChild(row); });
+      titles.concat(rows).forEach(function (row) { body.appendChild(row); });
     });
     Array.prototype.forEach.call(table.tHead.querySelectorAll('th[data-column]'), function (th) {
       th.removeAttribute('aria-sort');
@@ -603,6 +624,8 @@ nav a{margin-right:1em}.note{color:#57606a;font-size:.9em}
 figure{display:inline-block;margin:1em 1.5em 1em 0;vertical-align:top}
 figcaption{color:#57606a;font-size:.9em;max-width:560px}
 details{margin:.3em 0}code{font-size:.9em}
+div.scroll{overflow-x:auto;max-width:100%}
+th.gstart,td.gstart{border-left:1px solid #d0d7de}
 """
 
 
@@ -611,16 +634,23 @@ def html_table(table: StandardTable, table_id: str = "standard") -> str:
   sections as separate `<tbody>` elements, provenance of a cell in its `title`."""
   escape = html.escape
   first = 1 + len(ROW_FIELDS)
-  out = [f'<table class="sortable standard" id="{escape(table_id)}">',
+  out = ['<div class="scroll">', f'<table class="sortable standard" id="{escape(table_id)}">',
          f"<caption>{escape(table.caption)}</caption>", "<thead>"]
   group_row = "<th></th>" * first
-  group_row += "".join(f'<th class="group" colspan="{width}">{escape(name)}</th>'
+  group_row += "".join(f'<th class="group gstart" colspan="{width}">{escape(name)}</th>'
                        for name, width in _dataset_groups(table))
   out.append(f"<tr>{group_row}</tr>")
   heads = []
+  starts, position = set(), first
+  for _, width in _dataset_groups(table):
+    starts.add(position)
+    position += width
+  def classes(index, numeric):
+    names = (["num"] if numeric else []) + (["gstart"] if index in starts else [])
+    return f' class="{" ".join(names)}"' if names else ""
   for index, name in enumerate(table.headers()):
     numeric = index == 0 or index >= first
-    heads.append(f'<th data-column="{index}"{" class=num" if numeric else ""} '
+    heads.append(f'<th data-column="{index}"{classes(index, numeric)} '
                  f'scope="col">{escape(name)}</th>')
   out += ["<tr>" + "".join(heads) + "</tr>", "</thead>"]
   for title, rows in _sections(table):
@@ -647,10 +677,10 @@ def html_table(table: StandardTable, table_id: str = "standard") -> str:
           if cell.split_std is not None:
             detail += f"; std over splits {cell.split_std:.2f}"
           title = f' title="{escape(detail)}"'
-        cells.append(f'<td class="num"{sort}{title}>{text}</td>')
+        cells.append(f'<td{classes(first + index, True)}{sort}{title}>{text}</td>')
       out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</tbody>")
-  out.append("</table>")
+  out += ["</table>", "</div>"]
   return "\n".join(out)
 
 

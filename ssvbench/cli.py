@@ -169,6 +169,24 @@ def cmd_leaderboard(args, overrides) -> int:
   return 0
 
 
+def cmd_benchmark(args, overrides) -> int:
+  from ssvbench import benchmark
+  if overrides:
+    raise SystemExit("benchmark takes no --config.* overrides; protocols are fixed and "
+                     "versioned.")
+  stores = {}
+  for item in args.store or ():
+    name, sep, path = item.partition("=")
+    if not sep or not name or not path:
+      raise ValueError(f"--store {item!r}: expected ENTRY=DIR (e.g. ucf101_split2=data/u2).")
+    stores[name] = path
+  done = benchmark.run(args.source, args.suite, stores=stores, only=args.only,
+                       steps=args.steps, results_file=args.results,
+                       progress=not args.no_progress)
+  print(json.dumps(done, indent=2))
+  return 0
+
+
 def cmd_publish(args, overrides) -> int:
   from ssvbench.results import site
   del overrides
@@ -313,6 +331,25 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--basename", default="leaderboard")
   p.set_defaults(func=cmd_leaderboard)
 
+  p = sub.add_parser("benchmark", help="run every protocol of a suite (configs/suites/) on a "
+                     "pre-training workdir, an imported checkpoint or a features directory; "
+                     "one record per (protocol, split), cached and resumable.")
+  p.add_argument("source", help="pretrain/import-checkpoint workdir, or a features directory "
+                 "(model.json + <entry>/{train,test}.npz)")
+  p.add_argument("--suite", default="configs/suites/standard.py",
+                 help="suite file `path.py[:arg]` or name (standard, synthactions)")
+  p.add_argument("--store", action="append", metavar="ENTRY=DIR",
+                 help="prepared store of a suite entry (repeatable), e.g. "
+                 "ucf101_split2=data/ucf101/split2")
+  p.add_argument("--only", nargs="+", default=None, metavar="ENTRY",
+                 help="run only these suite entries")
+  p.add_argument("--steps", default=None, help="checkpoint steps to evaluate: 'all' or "
+                 "e.g. 1000,2000 (default: the latest)")
+  p.add_argument("--results", default=None, help="results.jsonl to append to (default "
+                 "<source>/results.jsonl)")
+  p.add_argument("--no-progress", action="store_true")
+  p.set_defaults(func=cmd_benchmark)
+
   p = sub.add_parser("publish", help="write a static leaderboard site (standard table, a "
                      "page per protocol, provenance, sortable tables, CSV/JSON, plots) that "
                      "opens from file://.")
@@ -342,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
                       format="%(asctime)s %(levelname)s %(name)s: %(message)s")
   for noisy in ("absl", "jax._src", "orbax", "tensorflow"):
     logging.getLogger(noisy).setLevel(logging.WARNING)
-  if args.command in ("quickstart", "pretrain", "evaluate"):
+  if args.command in ("quickstart", "pretrain", "evaluate", "benchmark"):
     from ssvbench import runtime
     runtime.configure_jax()
   try:

@@ -106,8 +106,9 @@ def extract_run_features(workdir: pathlib.Path, model, store: store_lib.Prepared
 
 def evaluate_run(workdir: str | pathlib.Path, *, protocol: str, store_dir: str | None = None,
                  results_file: str | pathlib.Path | None = None, progress: bool = True,
-                 mesh=None, append: bool = True, run_name: str | None = None) -> dict[str, Any]:
-  """Evaluates the latest checkpoint of a pre-training workdir.
+                 mesh=None, append: bool = True, run_name: str | None = None,
+                 step: int | None = None) -> dict[str, Any]:
+  """Evaluates the latest (or a given) checkpoint of a pre-training workdir.
 
   Args:
     workdir: a `ssvbench pretrain` workdir.
@@ -118,12 +119,13 @@ def evaluate_run(workdir: str | pathlib.Path, *, protocol: str, store_dir: str |
     mesh: device mesh for extraction (default: all devices).
     append: write the record (False returns it only).
     run_name: name of the run in tables (default: the workdir's name).
+    step: the checkpoint step to evaluate (default: the latest).
 
   Returns:
     The result record.
   """
   workdir = pathlib.Path(workdir)
-  config, model, step = trainer.load_trained_model(workdir)
+  config, model, step = trainer.load_trained_model(workdir, step)
   spec = protocol_lib.load_protocol(protocol)
   store = store_lib.PreparedStore(trainer.run_store_dir(workdir, config, store_dir))
   weights = trainer.params_fingerprint(model.backbone)

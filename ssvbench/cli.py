@@ -156,7 +156,14 @@ def cmd_leaderboard(args, overrides) -> int:
     table = standard.build(all_records, rank_by=args.rank_by,
                            reported=standard.load_reported() if args.reported else None)
     if args.out:
-      standard.write(table, args.out, args.basename)
+      from ssvbench.results import site
+      # The command that regenerates the files, runnable from where it was run.
+      command = ("ssvbench leaderboard --results "
+                 + " ".join(site.scrub_path(p) for p in args.results)
+                 + " --table standard" + (f" --rank-by {args.rank_by}" if args.rank_by else "")
+                 + (" --reported" if args.reported else "")
+                 + f" --out {site.scrub_path(args.out)} --basename {args.basename}")
+      standard.write(table, args.out, args.basename, header=f"Regenerate with: {command}")
     else:
       print(standard.RENDERERS[args.format](table), end="")
     return 0

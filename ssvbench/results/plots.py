@@ -40,6 +40,14 @@ def _pyplot():
   return plt
 
 
+def _style(index: int) -> dict[str, Any]:
+  """Distinct line styles for more than ten models: colours first, then dashes/markers."""
+  import matplotlib
+  colours = matplotlib.colormaps["tab10"].colors
+  return {"color": colours[index % 10], "linestyle": ("-", "--", ":")[index // 10 % 3],
+          "marker": ("o", "s", "^")[index // 10 % 3]}
+
+
 def _save(fig, out_dir: pathlib.Path, name: str) -> str:
   out_dir.mkdir(parents=True, exist_ok=True)
   # No timestamp in the metadata: regenerating identical records gives identical files.
@@ -77,9 +85,9 @@ def accuracy_vs_step(records: Sequence[Mapping[str, Any]], out_dir: pathlib.Path
   plt = _pyplot()
   fig, axes = plt.subplots(1, len(series), figsize=(5.2 * len(series), 3.6), squeeze=False)
   for ax, ((dataset, protocol), lines) in zip(axes[0], sorted(series.items())):
-    for label, points in sorted(lines.items()):
+    for index, (label, points) in enumerate(sorted(lines.items())):
       xs = sorted(points)
-      ax.plot(xs, [sum(points[x]) / len(points[x]) for x in xs], marker="o", label=label)
+      ax.plot(xs, [sum(points[x]) / len(points[x]) for x in xs], label=label, **_style(index))
     ax.set(title=f"{dataset} ({protocol})", xlabel="pre-training step",
            ylabel=f"{metric} (%)")
     ax.legend(loc="best")
@@ -101,9 +109,10 @@ def training_curves(curves: Mapping[str, Sequence[Mapping[str, Any]]],
   fig, axes = plt.subplots(1, 2 if online else 1, figsize=(10.4 if online else 5.6, 3.6),
                            squeeze=False)
   ax = axes[0][0]
-  for run, rows in sorted(curves.items()):
+  for index, (run, rows) in enumerate(sorted(curves.items())):
     points = [(r["step"], r["loss"]) for r in rows if "loss" in r and math.isfinite(r["loss"])]
-    ax.plot([p[0] for p in points], [p[1] for p in points], label=run, linewidth=1.2)
+    ax.plot([p[0] for p in points], [p[1] for p in points], label=run, linewidth=1.2,
+            color=_style(index)["color"], linestyle=_style(index)["linestyle"])
   ax.set(title="pre-training loss", xlabel="step", ylabel="loss (method's own scale)")
   ax.legend(loc="best", ncol=2)
   if online:
@@ -139,24 +148,23 @@ def _by_model(records, pattern: re.Pattern) -> dict[tuple[str, str], dict[str, A
 def _curve_figure(data, out_dir, name, xlabel, ylabel, title, log_x=False, errors=False):
   groups = sorted({g for g, _ in data})
   plt = _pyplot()
-  fig, axes = plt.subplots(1, len(groups), figsize=(5.6 * len(groups), 3.8), squeeze=False)
+  fig, axes = plt.subplots(1, len(groups), figsize=(7.4 * len(groups), 3.8), squeeze=False)
   for ax, group in zip(axes[0], groups):
-    for (g, label), points in sorted(data.items()):
-      if g != group:
-        continue
+    lines = [(label, points) for (g, label), points in sorted(data.items()) if g == group]
+    for index, (label, points) in enumerate(lines):
       xs = sorted(points)
       ys = [points[x][0] for x in xs]
       if errors and all(points[x][1] is not None for x in xs):
-        ax.errorbar(xs, ys, yerr=[points[x][1] for x in xs], marker="o", capsize=3,
-                    label=label, linewidth=1.2)
+        ax.errorbar(xs, ys, yerr=[points[x][1] for x in xs], capsize=3, label=label,
+                    linewidth=1.2, **_style(index))
       else:
-        ax.plot(xs, ys, marker="o", label=label, linewidth=1.2)
+        ax.plot(xs, ys, label=label, linewidth=1.2, **_style(index))
     if log_x:
       ax.set_xscale("log")
     ax.set_xticks(sorted({x for (g, _), p in data.items() if g == group for x in p}))
     ax.get_xaxis().set_major_formatter(plt.matplotlib.ticker.ScalarFormatter())
     ax.set(title=f"{title}: {group}", xlabel=xlabel, ylabel=ylabel)
-    ax.legend(loc="best", ncol=2)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # Outside: lines stay visible.
   return _save(fig, out_dir, name)
 
 
@@ -205,6 +213,9 @@ def heatmap(table: standard.StandardTable, out_dir: pathlib.Path) -> Figure | No
       if not np.isnan(values[i, j]):
         ax.text(j, i, f"{values[i, j]:.1f}", ha="center", va="center", fontsize=8,
                 color="white" if scaled[i, j] < 0.6 else "black")
+  baselines = [i for i, r in enumerate(rows) if r.kind == "baseline"]
+  if baselines and baselines[0] > 0:  # Baselines apart, as in the table.
+    ax.axhline(baselines[0] - 0.5, color="white", linewidth=3)
   ax.set_title("models x metrics (colour: position within each column)")
   name = _save(fig, out_dir, "heatmap.png")
   return name, ("Every model (rows, as ranked in the standard table) against every standard "

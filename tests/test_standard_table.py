@@ -156,3 +156,14 @@ def test_reported_file_is_well_formed():
     for key in row["metrics"]:
       assert key.split("/")[1] in standard.SLOTS
   json.dumps(rows)
+
+
+def test_records_without_input_or_params_join_their_row():
+  frozen = make("simclr", "ucf101", {"linear/top1": 60.0}, split=1, num_params=11_500_000,
+                pretrain_input={"num_frames": 16, "crop_size": 112})
+  tuned = make("simclr", "ucf101", {"finetune/top1": 80.0}, split=1, run_name="simclr_ft")
+  table = standard.build([frozen, tuned])
+  (row,) = table.rows
+  assert row.fields == ("simclr", "r3d18", "kinetics400", "100 steps", "16x112", "11.5M")
+  assert [c.label for c in table.columns] == ["UCF101 linear", "UCF101 fine-tune"]
+  assert [c.value for c in row.cells] == [60.0, 80.0]

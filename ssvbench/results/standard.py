@@ -355,7 +355,9 @@ def build(records: Sequence[Mapping[str, Any]], *, rank_by: str | None = None,
   row_records: dict[tuple[str, ...], list] = {}
   baseline_rows: set[tuple[str, ...]] = set()
   for record in records:
-    identity = row_identity(record)
+    # Input and parameter count describe the row; records that do not state them (a
+    # fine-tune record, features supplied without --num-params) still join it.
+    identity = row_identity(record)[:4]
     row_records.setdefault(identity, []).append(record)
     if is_baseline(record):
       baseline_rows.add(identity)
@@ -381,8 +383,11 @@ def build(records: Sequence[Mapping[str, Any]], *, rank_by: str | None = None,
     cells = [None] * len(columns)
     for index, entries in by_column.items():
       cells[index] = _aggregate(entries, f"row {identity[:3]} column {columns[index].label}")
-    measured.append(Row("baseline" if identity in baseline_rows else "measured", identity,
-                        tuple(cells), records=tuple(row_records[identity])))
+    described = [row_identity(r)[4:] for r in row_records[identity]]
+    facts = tuple(" / ".join(sorted({d[i] for d in described} - {"-"})) or "-"
+                  for i in range(2))
+    measured.append(Row("baseline" if identity in baseline_rows else "measured",
+                        identity + facts, tuple(cells), records=tuple(row_records[identity])))
 
   keys = [c.key for c in columns]
   if rank_by is not None:

@@ -66,3 +66,7 @@ def test_appended_record_is_valid_and_tabulated(npz, tmp_path, capsys):
   assert cli.main(["leaderboard", "--results", str(results)]) == 0
   table = standard.build(records_lib.load_records(results))
   assert table.rows[0].cells[0].value == result["metrics"]["linear/top1"]
+  assert cli.main(["publish", "--results", str(results), "--out", str(tmp_path / "site"),
+                   "--no-plots"]) == 0
+  index = (tmp_path / "site" / "index.html").read_text()
+  assert "external_videomae" in index and "features supplied" in index

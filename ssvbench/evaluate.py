@@ -83,6 +83,9 @@ def table_facts(config, model, store: store_lib.PreparedStore) -> dict[str, Any]
   if store.manifest.get("official_split") is not None:
     facts["official_split"] = int(store.manifest["official_split"])
   data = config.get("data") or {}
+  pretrain_store = pathlib.Path(str(data.get("store_dir") or ""), store_lib.MANIFEST_NAME)
+  if data.get("store_dir") and pretrain_store.is_file():
+    facts["pretrain_dataset"] = store_lib.PreparedStore(data["store_dir"]).dataset
   if data.get("num_frames") and data.get("crop_size"):
     facts["pretrain_input"] = {"num_frames": int(data["num_frames"]),
                                "crop_size": int(data["crop_size"])}

@@ -167,3 +167,11 @@ def test_records_without_input_or_params_join_their_row():
   assert row.fields == ("simclr", "r3d18", "kinetics400", "100 steps", "16x112", "11.5M")
   assert [c.label for c in table.columns] == ["UCF101 linear", "UCF101 fine-tune"]
   assert [c.value for c in row.cells] == [60.0, 80.0]
+
+
+def test_pretrain_data_names_the_dataset_not_the_folder():
+  split_store = make("simclr", "ucf101", {"linear/top1": 60.0}, split=1)
+  split_store["pretrain_data"] = "data/ucf101/split1/store"
+  assert standard.row_identity(split_store)[2] == "ucf101"
+  split_store["extra"]["pretrain_dataset"] = "hmdb51"
+  assert standard.row_identity(split_store)[2] == "hmdb51"

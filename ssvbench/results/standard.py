@@ -82,9 +82,15 @@ def official_split(record: Mapping[str, Any]) -> int | None:
   return int(match.group(1)) if match else None
 
 
-def _data_name(pretrain_data: str) -> str:
-  # A store path (`data/synthactions/store`) names its dataset by its last real folder.
-  parts = [p for p in re.split(r"[\\/]", pretrain_data) if p and p not in ("store", ".")]
+def _data_name(record: Mapping[str, Any]) -> str:
+  """The pre-training dataset: `extra.pretrain_dataset` (from the store's manifest), else
+  the last folder of the store path that is not `store` or `splitN`."""
+  extra = record.get("extra") or {}
+  if extra.get("pretrain_dataset"):
+    return str(extra["pretrain_dataset"])
+  pretrain_data = record["pretrain_data"]
+  parts = [p for p in re.split(r"[\\/]", pretrain_data)
+           if p and p not in ("store", ".", "..") and not re.fullmatch(r"split\d+", p)]
   return parts[-1] if parts else pretrain_data
 
 
@@ -113,7 +119,7 @@ def row_identity(record: Mapping[str, Any]) -> tuple[str, ...]:
     clip = "-"
   params = _format_count(int(extra["num_params"])) if extra.get("num_params") else "-"
   method = record["method"] + (f" ({extra['row_label']})" if extra.get("row_label") else "")
-  return (method, record["backbone"], _data_name(record["pretrain_data"]), schedule, clip,
+  return (method, record["backbone"], _data_name(record), schedule, clip,
           params)
 
 

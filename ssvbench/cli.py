@@ -343,8 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "one record per (protocol, split), cached and resumable.")
   p.add_argument("source", help="pretrain/import-checkpoint workdir, or a features directory "
                  "(model.json + <entry>/{train,test}.npz)")
-  p.add_argument("--suite", default="configs/suites/standard.py",
-                 help="suite file `path.py[:arg]` or name (standard, synthactions)")
+  p.add_argument("--suite", default="standard",
+                 help="suite name in configs/suites/ (standard, standard:runlocal, "
+                 "synthactions) or a suite file `path.py[:arg]`; default standard")
   p.add_argument("--store", action="append", metavar="ENTRY=DIR",
                  help="prepared store of a suite entry (repeatable), e.g. "
                  "ucf101_split2=data/ucf101/split2")

@@ -72,6 +72,13 @@ def subset_metrics(spec, train, test, class_names: list[str], subsets: dict[str,
   return metrics
 
 
+def record_split(test_split: str, store: store_lib.PreparedStore) -> str:
+  """`split2/test` for a store prepared from an official split (UCF101/HMDB51), so that
+  splits 1-3 are told apart wherever records are grouped; the plain split otherwise."""
+  official = store.manifest.get("official_split")
+  return test_split if official is None else f"split{int(official)}/{test_split}"
+
+
 def table_facts(config, model, store: store_lib.PreparedStore) -> dict[str, Any]:
   """What the standard table shows about a model besides its numbers: the official split
   evaluated (UCF101/HMDB51), the pre-training clip shape and the backbone's size."""
@@ -142,7 +149,8 @@ def evaluate_run(workdir: str | pathlib.Path, *, protocol: str, store_dir: str |
   record = records.make_record(
       method=config.method.name, backbone=config.model.backbone,
       pretrain_data=str(config.data.store_dir), dataset=store.dataset,
-      split=spec.splits["test"], protocol=result["protocol"], metrics=metrics,
+      split=record_split(spec.splits["test"], store), protocol=result["protocol"],
+      metrics=metrics,
       seeds={"pretrain": int(config.seed), "protocol": int(spec.get("seed", 0))},
       manifest_hash=store.manifest_hash, checkpoint=str(workdir / "checkpoints" / str(step)),
       run_name=run_name or workdir.name,

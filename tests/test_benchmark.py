@@ -113,3 +113,20 @@ def test_features_directory(tmp_path, capsys):
   shutil.rmtree(folder / "synthactions")
   assert cli.main(argv) == 2
   assert "needs train.npz" in capsys.readouterr().err
+
+
+def test_official_split_reaches_the_record_fields():
+  class Store:
+    manifest = {"official_split": 2}
+  assert evaluate.record_split("test", Store()) == "split2/test"
+  Store.manifest = {}
+  assert evaluate.record_split("test", Store()) == "test"
+
+
+def test_entry_split_must_match_the_store():
+  class Store:
+    manifest = {"official_split": 2}
+  entry = benchmark.Entry("ucf101_split1", "ucf101", "data/u1", 1)
+  with pytest.raises(ValueError, match="wants official split 1.*prepared from split 2"):
+    benchmark._check_store(entry, Store())
+  benchmark._check_store(benchmark.Entry("ucf101_split2", "ucf101", "d", 2), Store())

@@ -216,10 +216,12 @@ def publish(results: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
   bases = [pathlib.Path.cwd()] + [p.resolve().parent for p in results]
   configs: dict[str, str] = {}
   curves: dict[str, list[dict[str, Any]]] = {}
+  seen: set[pathlib.Path] = set()
   for record in all_records:
     workdir = _find_workdir(record, bases)
-    if workdir is None or record["run_name"] in configs:
-      continue
+    if workdir is None or workdir.resolve() in seen:
+      continue  # One config and one loss curve per run, however many records it has.
+    seen.add(workdir.resolve())
     if (workdir / "config.json").is_file():
       name = f"configs/{_slug(record['run_name'])}.json"
       (out / "configs").mkdir(exist_ok=True)

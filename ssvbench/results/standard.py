@@ -419,7 +419,8 @@ def build(records: Sequence[Mapping[str, Any]], *, rank_by: str | None = None,
     cells = [None] * len(columns)
     for key, value in entry["metrics"].items():
       index = keys.index(key)  # The first column of that dataset and slot.
-      cells[index] = StdCell(value=float(value), splits=(-2,))
+      splits = tuple(entry.get("official_splits") or (-1,))
+      cells[index] = StdCell(value=float(value), splits=splits)
     published.append(Row("reported", (entry["method"], entry["backbone"],
                                        entry["pretrain_data"], entry.get("schedule", "-"),
                                        entry.get("input", "-"), entry.get("params", "-")),
@@ -440,8 +441,8 @@ def cell_text(table: StandardTable, row: Row, index: int) -> str:
   cell = row.cells[index]
   if cell is None:
     return tables.MISSING
-  if row.kind == "reported":
-    return f"{cell.value:.1f}"
+  if row.kind == "reported":  # No seeds or CI: the value and the splits behind it.
+    return f"{cell.value:.1f}" + cell.split_mark(table.columns[index].dataset)
   return cell.text(table.columns[index].dataset)
 
 

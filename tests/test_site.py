@@ -77,7 +77,8 @@ def test_publish_writes_a_self_contained_site(tmp_path, capsys):
   assert "data/standard.csv" in files and "data/standard.json" in files
   # The reachable workdir's config is copied once (every record here points at it).
   assert [f for f in files if f.startswith("configs/")] == ["configs/simclr_s0.json"]
-  assert sum(f.startswith("protocol-") and f.endswith(".html") for f in files) == 4  # 3 UCF101 splits, K400
+  # A page per (dataset, split, protocol): UCF101 splits 1-3 and K400.
+  assert sum(f.startswith("protocol-") and f.endswith(".html") for f in files) == 4
   if plots.available():
     assert set(summary["plots"]) == {"accuracy_vs_step.png", "training_curves.png",
                                      "fewshot_vs_shots.png", "recall_at_k.png",

@@ -550,7 +550,8 @@ def to_latex(table: StandardTable, header: str | None = None) -> str:
   for title, rows in _sections(table):
     if title:
       lines.append(r"\midrule")
-      lines.append(rf"\multicolumn{{{first + len(table.columns)}}}{{l}}{{\emph{{{esc(title)}}}}} \\")
+      width = first + len(table.columns)
+      lines.append(rf"\multicolumn{{{width}}}{{l}}{{\emph{{{esc(title)}}}}} \\")
     for position, row in rows:
       texts = [esc(t) for t in _row_texts(table, row)]
       for index in range(len(table.columns)):

@@ -84,6 +84,33 @@ def subset_metrics(spec, train, test, class_names: list[str], subsets: dict[str,
   return metrics
 
 
+def record_split(test_split: str, store: store_lib.PreparedStore) -> str:
+  """`split2/test` for a store prepared from an official split (UCF101/HMDB51), so that
+  splits 1-3 are told apart wherever records are grouped; the plain split otherwise."""
+  official = store.manifest.get("official_split")
+  return test_split if official is None else f"split{int(official)}/{test_split}"
+
+
+def table_facts(config, model, store: store_lib.PreparedStore) -> dict[str, Any]:
+  """What the standard table shows about a model besides its numbers: the official split
+  evaluated (UCF101/HMDB51), the pre-training clip shape and the backbone's size."""
+  import jax
+  from flax import nnx
+  facts: dict[str, Any] = {
+      "num_params": int(sum(np.size(x) for x in jax.tree.leaves(
+          nnx.state(model.backbone, nnx.Param))))}
+  if store.manifest.get("official_split") is not None:
+    facts["official_split"] = int(store.manifest["official_split"])
+  data = config.get("data") or {}
+  pretrain_store = pathlib.Path(str(data.get("store_dir") or ""), store_lib.MANIFEST_NAME)
+  if data.get("store_dir") and pretrain_store.is_file():
+    facts["pretrain_dataset"] = store_lib.PreparedStore(data["store_dir"]).dataset
+  if data.get("num_frames") and data.get("crop_size"):
+    facts["pretrain_input"] = {"num_frames": int(data["num_frames"]),
+                               "crop_size": int(data["crop_size"])}
+  return facts
+
+
 def extract_run_features(workdir: pathlib.Path, model, store: store_lib.PreparedStore,
                          spec, *, weights: str | None = None, mesh=None,
                          progress: bool = True) -> dict[str, dict]:
@@ -102,8 +129,9 @@ def extract_run_features(workdir: pathlib.Path, model, store: store_lib.Prepared
 def evaluate_run(workdir: str | pathlib.Path, *, protocol: str, store_dir: str | None = None,
                  results_file: str | pathlib.Path | None = None, progress: bool = True,
                  mesh=None, append: bool = True, run_name: str | None = None,
-                 predictions_dir: str | pathlib.Path | None = None) -> dict[str, Any]:
-  """Evaluates the latest checkpoint of a pre-training workdir.
+                 predictions_dir: str | pathlib.Path | None = None,
+                 step: int | None = None) -> dict[str, Any]:
+  """Evaluates the latest (or a given) checkpoint of a pre-training workdir.
 
   Args:
     workdir: a `ssvbench pretrain` workdir.
@@ -117,12 +145,13 @@ def evaluate_run(workdir: str | pathlib.Path, *, protocol: str, store_dir: str |
     predictions_dir: with append=False, write the predictions sidecar here and name it in
       the record (the folder of the results file the caller will append it to); with
       append=True the sidecar goes beside `results_file`.
+    step: the checkpoint step to evaluate (default: the latest).
 
   Returns:
     The result record.
   """
   workdir = pathlib.Path(workdir)
-  config, model, step = trainer.load_trained_model(workdir)
+  config, model, step = trainer.load_trained_model(workdir, step)
   spec = protocol_lib.load_protocol(protocol)
   store = store_lib.PreparedStore(trainer.run_store_dir(workdir, config, store_dir))
   weights = trainer.params_fingerprint(model.backbone)
@@ -139,12 +168,13 @@ def evaluate_run(workdir: str | pathlib.Path, *, protocol: str, store_dir: str |
   record = records.make_record(
       method=config.method.name, backbone=config.model.backbone,
       pretrain_data=str(config.data.store_dir), dataset=store.dataset,
-      split=spec.splits["test"], protocol=result["protocol"], metrics=metrics,
+      split=record_split(spec.splits["test"], store), protocol=result["protocol"],
+      metrics=metrics,
       seeds={"pretrain": int(config.seed), "protocol": int(spec.get("seed", 0))},
       manifest_hash=store.manifest_hash, checkpoint=str(workdir / "checkpoints" / str(step)),
       run_name=run_name or workdir.name,
       extra={"pretrain_steps": int(step), "weights_fingerprint": weights,
-             "view_spec": extract.view_spec(spec.views),
+             "view_spec": extract.view_spec(spec.views), **table_facts(config, model, store),
              # Episodic intervals that also hold the query videos' sampling (see stats).
              **({"episodic_ci95_over_query_videos": episodic}
                 if (episodic := result["details"].get("fewshot_episodic", {}).get(

@@ -88,7 +88,10 @@ def synthactions_pretrain(method: str = "simclr", store_dir: str = "ssvbench_dat
   config.model = ml_collections.ConfigDict(dict(backbone="r3d_cpu", dtype="float32"))
   set_method(config, method)
   config.train = ml_collections.ConfigDict(dict(
-      batch_size=32, num_steps=300, log_every=10, checkpoint_every=100, keep_checkpoints=2))
+      batch_size=32, num_steps=300, log_every=10, checkpoint_every=100, keep_checkpoints=2,
+      # Online k-NN monitor on the carved validation split every N steps; 0 = off
+      # (ssvbench/train/online_eval.py).
+      eval_every=0))
   config.optim = ml_collections.ConfigDict(dict(
       name="adamw", lr=2e-3, weight_decay=1e-4, warmup_steps=20, final_lr_fraction=0.0,
       momentum=0.9))

@@ -183,13 +183,20 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--out", default=None, help="write the result JSON here (default: stdout)")
   parser.add_argument("--sweeps", action="store_true",
                       help="also run the protocol's diagnostic sweeps (k-NN k x T table)")
+  from ssvbench.evaluators import feature_records
+  feature_records.add_arguments(parser)
 
 
 def run_cli(args: argparse.Namespace) -> int:
   """Runs `evaluate-features` from parsed arguments; returns the exit code."""
+  from ssvbench.evaluators import feature_records
   collected: dict[str, Any] = {}
   try:
-    result = evaluate_features(args.protocol, args.train, args.test, args.val,
+    spec = protocol_lib.load_protocol(args.protocol)
+    problem = feature_records.check_arguments(args, spec)
+    if problem:
+      raise protocol_lib.ProtocolError(problem)
+    result = evaluate_features(spec, args.train, args.test, args.val,
                                sweeps=args.sweeps, predictions=collected)
   except (features_lib.FeatureError, protocol_lib.ProtocolError) as error:
     print(f"evaluate-features: error: {error}", file=sys.stderr)
@@ -200,6 +207,14 @@ def run_cli(args: argparse.Namespace) -> int:
     result["predictions"] = predictions_lib.write_sidecar(
         out.parent, predictions_lib.sidecar_name(result), collected["metrics"],
         collected["video_ids"])
+  if getattr(args, "results", None):
+    from ssvbench.results import records
+    record = feature_records.make_record(args, spec, result)
+    # The record's sidecar sits beside the results file it is appended to.
+    predictions_lib.attach(record, pathlib.Path(args.results).parent, collected["metrics"],
+                           collected["video_ids"])
+    records.append_record(args.results, record)
+    logging.info("appended the record to %s", args.results)
   text = json.dumps(result, indent=2, sort_keys=True)
   if args.out:
     pathlib.Path(args.out).write_text(text + "\n")

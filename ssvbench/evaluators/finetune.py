@@ -450,7 +450,10 @@ def finetune_run(pretrain_workdir: str | pathlib.Path,
       checkpoint=str(train_dir / trainer.CHECKPOINT_SUBDIR / str(chosen)),
       run_name=run_name or pretrain_workdir.name,
       extra={"evaluation": "finetune", "chosen_step": chosen,
-             "pretrain_steps": pretrain_steps[-1], "finetune_steps": plan["num_steps"]})
+             "pretrain_steps": pretrain_steps[-1], "finetune_steps": plan["num_steps"],
+             # The official split (UCF101/HMDB51) for the standard table's split means.
+             **({"official_split": int(store.manifest["official_split"])}
+                if store.manifest.get("official_split") is not None else {})})
   if jax.process_index() == 0:
     (out_dir / RESULT_FILE).write_text(json.dumps(
         {"protocol": protocol_info, "metrics": metrics, "details": details}, indent=2) + "\n")

@@ -30,6 +30,7 @@ from ssvbench.methods import base as methods_base
 from ssvbench.models import registry as models
 from ssvbench.models import sharding_rules
 from ssvbench.train import checkpoint as checkpoint_lib
+from ssvbench.train import online_eval
 from ssvbench.train import progress as progress_lib
 from ssvbench.train import sharding
 
@@ -293,6 +294,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
     logger = progress_lib.MetricLogger(workdir, total_steps=num_steps, start_step=start_step,
                                        show_bar=progress, description=f"pretrain {method.name}")
     log_every = int(config.train.get("log_every", 10))
+    # Off unless config.train.eval_every > 0: reads the state, never changes training.
+    monitor = online_eval.from_config(config, store, graphdef, mesh, workdir)
     checkpoint_every = int(config.train.get("checkpoint_every", 0)) or num_steps
     try:
       for step in range(start_step + 1, num_steps + 1):
@@ -306,8 +309,12 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
           logger.tick(step)
         if step % checkpoint_every == 0 or step == num_steps:
           checkpointer.save(step, state, data_iterator)
+        if monitor is not None and monitor.due(step):
+          monitor.run(step, state)
     finally:
       logger.close()
+      if monitor is not None:
+        monitor.close()
   elif checkpointer.latest_step() is None:
     checkpointer.save(0, state, data_iterator)
   final_step = checkpointer.latest_step()

@@ -86,7 +86,8 @@ def cmd_prepare(args, overrides) -> int:
 
 
 def _prepare_synthactions(args, overrides) -> int:
-  """Generates SynthActions (config: configs/synthactions.py) and prepares it into <out>/store."""
+  """Generates SynthActions (config: ssvbench/configs/synthactions.py) and prepares it into
+  <out>/store."""
   import pathlib
   from ssvbench import quickstart
   from ssvbench.data import store as store_lib
@@ -174,7 +175,13 @@ def cmd_import_checkpoint(args, overrides) -> int:
   return 0
 
 
+def _shipped(folder: str) -> str:
+  from ssvbench import config as config_lib
+  return ", ".join(config_lib.available_configs(folder))
+
+
 def build_parser() -> argparse.ArgumentParser:
+  import ssvbench
   parser = argparse.ArgumentParser(
       prog="ssvbench",
       description="Benchmark self-supervised video representations under one fixed protocol.",
@@ -183,9 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
           examples:
             ssvbench quickstart                      # the whole pipeline on SynthActions
             ssvbench prepare ucf101 --source-dir UCF-101 --out data/ucf101
-            ssvbench pretrain --config configs/pretrain/simclr_r3d_synthactions.py:runlocal --workdir runs/x
+            ssvbench pretrain --config simclr_r3d_synthactions:runlocal --workdir runs/x
             ssvbench evaluate --workdir runs/x --protocol synthactions
           """))
+  parser.add_argument("--version", action="version", version=f"ssvbench {ssvbench.__version__}")
   parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
   sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -222,16 +230,21 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--config", default=None, help="synthactions only: generator config file")
   p.set_defaults(func=cmd_prepare)
 
-  p = sub.add_parser("pretrain", help="pre-train a method on a prepared store.")
+  p = sub.add_parser("pretrain", help="pre-train a method on a prepared store.",
+                     description="Pre-train a method on a prepared store. Shipped recipes "
+                     f"(--config NAME[:runlocal]): {_shipped('pretrain')}.")
   _add_config_argument(p, None)
   p.add_argument("--workdir", required=True, help="checkpoints, metrics.jsonl, TensorBoard")
   p.add_argument("--resume", action="store_true", help="continue the latest checkpoint exactly")
   p.add_argument("--no-progress", action="store_true")
   p.set_defaults(func=cmd_pretrain)
 
-  p = sub.add_parser("evaluate", help="evaluate a pre-training run under a protocol.")
+  p = sub.add_parser("evaluate", help="evaluate a pre-training run under a protocol.",
+                     description="Evaluate a pre-training run under a versioned protocol. "
+                     f"Shipped protocols: {_shipped('protocols')}.")
   p.add_argument("--workdir", required=True, help="a pretrain workdir")
-  p.add_argument("--protocol", required=True, help="protocol name (configs/protocols/NAME.py)")
+  p.add_argument("--protocol", required=True, help="protocol NAME[:variant] (shipped: "
+                 f"{_shipped('protocols')}) or a path to a protocol .py file")
   p.add_argument("--store", default=None, help="prepared store of the evaluation dataset "
                  "(default: the run's pre-training store)")
   p.add_argument("--results", default=None, help="results.jsonl to append to "
@@ -242,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
   p = sub.add_parser("finetune", help="fine-tune a pre-training run under a protocol's "
                      "recipe; the checkpoint is chosen on validation, test is scored once.")
   p.add_argument("--workdir", required=True, help="a pretrain workdir")
-  p.add_argument("--protocol", required=True, help="protocol name (configs/protocols/NAME.py)")
+  p.add_argument("--protocol", required=True, help="protocol NAME[:variant] (shipped: "
+                 f"{_shipped('protocols')}) or a path to a protocol .py file")
   p.add_argument("--out", default=None, help="fine-tuning output folder (default "
                  "<workdir>/finetune/<protocol>)")
   p.add_argument("--store", default=None, help="prepared store of the protocol's dataset "

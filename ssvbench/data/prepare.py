@@ -46,6 +46,7 @@ from array_record.python import array_record_module
 from PIL import Image
 from tqdm import tqdm
 
+from ssvbench import hashing
 from ssvbench.data import decode as decode_lib
 from ssvbench.data import store as store_lib
 from ssvbench.data.index import SPLITS, DatasetIndex
@@ -55,7 +56,6 @@ logger = logging.getLogger(__name__)
 STAGING_DIRNAME = ".staging"
 # How many missing/corrupt paths an error message or summary lists.
 _NUM_LISTED = 5
-_HASH_CHUNK_BYTES = 1 << 20
 
 
 class PrepareError(ValueError):
@@ -70,15 +70,6 @@ def default_find_video(source_dir: Path, rel_path: str) -> Path | None:
   """Returns `source_dir / rel_path` if it is a file, else None."""
   candidate = Path(source_dir) / rel_path
   return candidate if candidate.is_file() else None
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-  """Returns the sha256 hex digest of a file's bytes, read in chunks."""
-  digest = hashlib.sha256()
-  with open(path, "rb") as stream:
-    while chunk := stream.read(_HASH_CHUNK_BYTES):
-      digest.update(chunk)
-  return digest.hexdigest()
 
 
 def encode_record(video_id: str, label: int, decoded: decode_lib.DecodedVideo,
@@ -125,7 +116,7 @@ def _process_video(task: dict) -> dict:
   # Everything the record bytes depend on; the codec library versions too, so a
   # resume after an upgrade cannot mix frames from two decoders or JPEG encoders.
   key = {"video_id": task["video_id"], "label": task["label"],
-         "content_hash": file_sha256(task["path"]), "decode": task["decode"],
+         "content_hash": hashing.file_sha256(task["path"]), "decode": task["decode"],
          "libraries": {"av": av.__version__, "pillow": PIL.__version__}}
   staged = _read_staged_status(status_file)
   if staged is not None and staged["key"] == key and (staged["status"] != "ok" or (

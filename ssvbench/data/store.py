@@ -26,11 +26,13 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import msgpack
 import numpy as np
 from PIL import Image
+
+from ssvbench import hashing
 
 if TYPE_CHECKING:
   import grain
@@ -57,11 +59,6 @@ def _holds_records(split_counts: dict) -> bool:
   return split_counts.get("skipped", 0) < split_counts["listed"]
 
 
-def canonical_json(obj: Any) -> bytes:
-  """Serialises `obj` as canonical JSON (sorted keys, no whitespace, ASCII)."""
-  return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode("ascii")
-
-
 def compute_manifest_hash(manifest: dict) -> str:
   """Returns the sha256 of the canonical JSON of `manifest` without `manifest_hash`.
 
@@ -72,7 +69,7 @@ def compute_manifest_hash(manifest: dict) -> str:
     The hex digest that identifies exactly which videos, decoded how, a result used.
   """
   content = {key: value for key, value in manifest.items() if key != "manifest_hash"}
-  return hashlib.sha256(canonical_json(content)).hexdigest()
+  return hashlib.sha256(hashing.canonical_json(content, allow_nan=True).encode()).hexdigest()
 
 
 def record_path(out_dir: str | os.PathLike, split: str) -> Path:

@@ -24,6 +24,7 @@ from typing import Any, Mapping
 import ml_collections
 
 from ssvbench import config as config_lib
+from ssvbench.hashing import canonical_json  # Also this module's name for it.
 from ssvbench.evaluators import registry
 
 PROTOCOL_DIR = config_lib.PACKAGE_CONFIG_DIR / "protocols"
@@ -150,12 +151,6 @@ def resolve(spec: ml_collections.ConfigDict | Mapping[str, Any]) -> dict[str, An
     from ssvbench.evaluators import finetune
     spec_dict["finetune"] = finetune.resolve_recipe(spec_dict)
   return spec_dict
-
-
-def canonical_json(data: Any) -> str:
-  """Sorted keys, no whitespace, ASCII, no NaN: equal data gives equal text."""
-  return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-                    allow_nan=False)
 
 
 def fingerprint(spec: ml_collections.ConfigDict | Mapping[str, Any]) -> str:

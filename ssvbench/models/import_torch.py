@@ -22,13 +22,13 @@ error listing every missing, unexpected and mis-shaped key. Nothing is downloade
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import pathlib
 import re
 from typing import Any, Callable
 
 import numpy as np
+
+from ssvbench import hashing
 
 ARCHES = ("r3d_18", "mc3_18", "r2plus1d_18", "slow_r50", "vit3d_b16", "vit3d_s16", "s3d",
           "s3dg")
@@ -37,9 +37,6 @@ _CONTAINER_KEYS = ("model_state", "state_dict", "model", "module")
 # ssvbench leaf name -> torch leaf name.
 _TORCH_LEAF = {"kernel": "weight", "scale": "weight", "bias": "bias",
                "mean": "running_mean", "var": "running_var"}
-_SAFETENSORS_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16,
-                       "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8,
-                       "U8": np.uint8, "BOOL": np.bool_}
 
 
 class CheckpointMismatchError(ValueError):
@@ -50,47 +47,27 @@ class CheckpointMismatchError(ValueError):
 
 
 def read_safetensors(path: str | pathlib.Path) -> dict[str, np.ndarray]:
-  """Reads a .safetensors file (8-byte header length, JSON header, raw little-endian data)."""
-  path = pathlib.Path(path)
-  data = path.read_bytes()
-  if len(data) < 8:
-    raise ValueError(f"{path}: too short to be a safetensors file")
-  header_length = int.from_bytes(data[:8], "little")
+  """Reads a .safetensors file into numpy arrays with the `safetensors` package.
+
+  bfloat16 tensors come back as float32 (ml_dtypes, which JAX brings, gives numpy the
+  bfloat16 type safetensors needs to read them; the widening is exact).
+  """
+  import ml_dtypes  # Registers bfloat16 with numpy before safetensors asks for it.
+  from safetensors import SafetensorError
+  from safetensors.numpy import load_file
   try:
-    header = json.loads(data[8:8 + header_length])
-  except (json.JSONDecodeError, UnicodeDecodeError) as error:
-    raise ValueError(f"{path}: safetensors header is not valid JSON ({error})") from None
-  body = memoryview(data)[8 + header_length:]
-  tensors = {}
-  for name, info in header.items():
-    if name == "__metadata__":
-      continue
-    begin, end = info["data_offsets"]
-    raw = body[begin:end]
-    if info["dtype"] == "BF16":  # bfloat16 is the top half of a float32.
-      array = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
-    elif info["dtype"] in _SAFETENSORS_DTYPES:
-      array = np.frombuffer(raw, np.dtype(_SAFETENSORS_DTYPES[info["dtype"]]).newbyteorder("<"))
-    else:
-      raise ValueError(f"{path}: tensor {name!r} has unsupported dtype {info['dtype']}")
-    tensors[name] = array.reshape(info["shape"]).copy()
-  return tensors
+    tensors = load_file(path)
+  except (SafetensorError, TypeError) as error:
+    raise ValueError(f"{path}: not a readable safetensors file ({error})") from None
+  return {name: (array.astype(np.float32) if array.dtype == ml_dtypes.bfloat16
+                 else np.array(array))
+          for name, array in tensors.items()}
 
 
 def write_safetensors(tensors: dict[str, np.ndarray], path: str | pathlib.Path) -> None:
-  """Writes float32/int arrays as .safetensors (for tests and for sharing converted weights)."""
-  names = {np.dtype(v): k for k, v in _SAFETENSORS_DTYPES.items()}
-  header, chunks, offset = {}, [], 0
-  for name, array in tensors.items():
-    array = np.ascontiguousarray(array)
-    raw = array.astype(array.dtype.newbyteorder("<")).tobytes()
-    header[name] = {"dtype": names[array.dtype], "shape": list(array.shape),
-                    "data_offsets": [offset, offset + len(raw)]}
-    chunks.append(raw)
-    offset += len(raw)
-  encoded = json.dumps(header).encode()
-  encoded += b" " * (-len(encoded) % 8)
-  pathlib.Path(path).write_bytes(len(encoded).to_bytes(8, "little") + encoded + b"".join(chunks))
+  """Writes numpy arrays as .safetensors (for tests and for sharing converted weights)."""
+  from safetensors.numpy import save_file
+  save_file({name: np.ascontiguousarray(array) for name, array in tensors.items()}, str(path))
 
 
 def read_torch(path: str | pathlib.Path) -> dict[str, Any]:
@@ -403,7 +380,7 @@ def import_checkpoint(arch: str, source: str | pathlib.Path, out_dir: str | path
   config.model = ml_collections.ConfigDict(dict(backbone=arch, dtype="float32",
                                                 overrides=overrides))
   config.train.num_steps = 0
-  digest = hashlib.sha256(source.read_bytes()).hexdigest()
+  digest = hashing.file_sha256(source)
   config.imported_checkpoint = ml_collections.ConfigDict(dict(
       file=str(source.resolve()), sha256=digest, layout=layout))
 

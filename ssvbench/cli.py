@@ -161,6 +161,18 @@ def cmd_leaderboard(args, overrides) -> int:
   return 0
 
 
+def _input_norm_argument(args):
+  """--input-norm NAME, or --input-mean R G B with --input-std R G B, or None (the source's)."""
+  if (args.input_mean is None) != (args.input_std is None):
+    raise ValueError("--input-mean and --input-std go together (3 values each, for pixels "
+                     "in [0, 1]).")
+  if args.input_mean is not None:
+    if args.input_norm:
+      raise ValueError("give --input-norm or --input-mean/--input-std, not both.")
+    return {"mean": args.input_mean, "std": args.input_std}
+  return args.input_norm
+
+
 def cmd_import_checkpoint(args, overrides) -> int:
   from ssvbench import runtime
   from ssvbench.models import import_torch
@@ -168,7 +180,8 @@ def cmd_import_checkpoint(args, overrides) -> int:
     raise SystemExit("import-checkpoint takes no --config.* overrides.")
   runtime.configure_jax()
   try:
-    summary = import_torch.import_checkpoint(args.arch, args.source, args.out, args.store)
+    summary = import_torch.import_checkpoint(args.arch, args.source, args.out, args.store,
+                                             input_norm=_input_norm_argument(args))
   except ImportError as error:
     raise SystemExit(f"ssvbench import-checkpoint: error: {error}") from None
   print(json.dumps(summary, indent=2))
@@ -284,6 +297,15 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--out", required=True, help="the new workdir")
   p.add_argument("--store", default=None, help="optional: a prepared store recorded as the "
                  "run's default evaluation data (otherwise pass `evaluate --store DIR`)")
+  p.add_argument("--input-norm", default=None,
+                 choices=("ssvbench", "torchvision_kinetics", "imagenet"),
+                 help="the pixel statistics the checkpoint was trained with (default: the "
+                 "source's: torchvision_kinetics for r3d_18/mc3_18/r2plus1d_18, imagenet for "
+                 "CoCLR s3d and VideoMAE, ssvbench (0.45/0.225) for slow_r50)")
+  p.add_argument("--input-mean", type=float, nargs=3, default=None, metavar=("R", "G", "B"),
+                 help="per-channel mean for pixels in [0, 1] (with --input-std)")
+  p.add_argument("--input-std", type=float, nargs=3, default=None, metavar=("R", "G", "B"),
+                 help="per-channel std for pixels in [0, 1] (with --input-mean)")
   p.set_defaults(func=cmd_import_checkpoint)
 
   p = sub.add_parser("leaderboard", help="render results.jsonl as tables.")

@@ -41,7 +41,7 @@ def open_source(source: Any) -> Any:
   """Returns a random-access record source for a split's array_record path or a source.
 
   Args:
-    source: path of `<split>.array_record`, or an object with `__len__` and
+    source: path of a split's ArrayRecord file, or an object with `__len__` and
       `__getitem__(int) -> bytes` (e.g. `grain.sources.ArrayRecordDataSource`).
   """
   if isinstance(source, (str, os.PathLike)):

@@ -1,4 +1,5 @@
-"""Preparation: listed video files -> a prepared store (ArrayRecord per split + manifest).
+"""Preparation: listed video files -> a prepared store (a TFDS dataset of ArrayRecord shards,
+one per split, plus the manifest; see `ssvbench.data.store`).
 
 Decoding is the slow, once-per-dataset step, so it is done here, in parallel, and
 everything downstream reads JPEG frames from the store. What this module guarantees:
@@ -232,8 +233,8 @@ def prepare_dataset(
   Args:
     index: the listed videos, in the order records are written.
     source_dir: the directory the index's relative paths refer to.
-    out_dir: where `manifest.json` and `<split>.array_record` are written; an existing
-      store there is replaced.
+    out_dir: where `manifest.json` and the TFDS dataset (shards, dataset_info.json,
+      features.json, metadata.json) are written; an existing store there is replaced.
     find_video: maps (source_dir, rel_path) to the file, or None when it is missing;
       datasets whose copies differ in layout (Kinetics) pass their own.
     short_side: scale the short side of frames to this many pixels (None: native).

@@ -106,7 +106,7 @@ def main() -> None:
                       num_workers=num_workers, progress=False)
       seconds = time.perf_counter() - start
       cpu = cpu_seconds() - start_cpu
-      stored_mb = sum(p.stat().st_size for p in out_dir.glob("*.array_record")) / 1e6
+      stored_mb = sum(p.stat().st_size for p in out_dir.glob("*.array_record*")) / 1e6
       print(f"prepare, {num_workers} worker(s): {seconds:.2f} s, "
             f"{args.num_videos / seconds:.1f} videos/s "
             f"({args.num_videos / seconds / num_workers:.1f} per core), "

@@ -42,7 +42,7 @@ METHODS = ("simclr", "moco_v2", "moco_v3", "byol", "simsiam", "swav", "barlow_tw
 # Masked modelling needs a ViT: VideoMAE runs its own recipe file (vit3d_cpu, pixel targets,
 # no colour jitter) under the same steps, batch, clips and seed.
 VIDEOMAE_RECIPE = pathlib.Path(__file__).resolve().parent.parent / (
-    "configs/pretrain/videomae_vit3d_synthactions.py")
+    "ssvbench/configs/pretrain/videomae_vit3d_synthactions.py")
 # Columns of the committed table; every other metric stays in the JSONL records.
 DEFAULT_METRICS = ("knn/top1", "linear/top1", "motion_only/knn/top1", "motion_only/linear/top1",
                    "retrieval/R@1", "fewshot_linear/5shot")

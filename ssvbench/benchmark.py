@@ -33,7 +33,7 @@ from ssvbench import config as config_lib
 from ssvbench.results import records as records_lib
 from ssvbench.results import standard
 
-SUITE_DIR = config_lib.REPO_CONFIG_DIR / "suites"
+SUITE_DIR = config_lib.PACKAGE_CONFIG_DIR / "suites"
 ENTRY_KEYS = ("name", "protocol", "store", "split")
 
 
@@ -57,10 +57,12 @@ def load_suite(spec: str, stores: Mapping[str, str] | None = None,
   path, _, arg = spec.partition(":")
   if not path.endswith(".py"):
     path = str(SUITE_DIR / f"{path}.py")
-  if not pathlib.Path(path).is_file():
-    names = sorted(p.stem for p in SUITE_DIR.glob("*.py"))
+  try:
+    path = str(config_lib.resolve_config_path(path))
+  except config_lib.ConfigError:
+    names = sorted(p.stem for p in SUITE_DIR.glob("*.py") if not p.stem.startswith("_"))
     raise ValueError(f"benchmark: no suite {spec!r}; shipped suites: {names} "
-                     f"(configs/suites/), or a path to a suite .py file.")
+                     f"(configs/suites/), or a path to a suite .py file.") from None
   config = config_lib.load_config(f"{path}:{arg}" if arg else path)
   entries = []
   for raw in config.entries:

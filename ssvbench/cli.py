@@ -87,7 +87,8 @@ def cmd_prepare(args, overrides) -> int:
 
 
 def _prepare_synthactions(args, overrides) -> int:
-  """Generates SynthActions (config: configs/synthactions.py) and prepares it into <out>/store."""
+  """Generates SynthActions (config: ssvbench/configs/synthactions.py) and prepares it into
+  <out>/store."""
   import pathlib
   from ssvbench import quickstart
   from ssvbench.data import store as store_lib
@@ -222,6 +223,18 @@ def cmd_publish(args, overrides) -> int:
   return 0
 
 
+def _input_norm_argument(args):
+  """--input-norm NAME, or --input-mean R G B with --input-std R G B, or None (the source's)."""
+  if (args.input_mean is None) != (args.input_std is None):
+    raise ValueError("--input-mean and --input-std go together (3 values each, for pixels "
+                     "in [0, 1]).")
+  if args.input_mean is not None:
+    if args.input_norm:
+      raise ValueError("give --input-norm or --input-mean/--input-std, not both.")
+    return {"mean": args.input_mean, "std": args.input_std}
+  return args.input_norm
+
+
 def cmd_import_checkpoint(args, overrides) -> int:
   from ssvbench import runtime
   from ssvbench.models import import_torch
@@ -229,14 +242,21 @@ def cmd_import_checkpoint(args, overrides) -> int:
     raise SystemExit("import-checkpoint takes no --config.* overrides.")
   runtime.configure_jax()
   try:
-    summary = import_torch.import_checkpoint(args.arch, args.source, args.out, args.store)
+    summary = import_torch.import_checkpoint(args.arch, args.source, args.out, args.store,
+                                             input_norm=_input_norm_argument(args))
   except ImportError as error:
     raise SystemExit(f"ssvbench import-checkpoint: error: {error}") from None
   print(json.dumps(summary, indent=2))
   return 0
 
 
+def _shipped(folder: str) -> str:
+  from ssvbench import config as config_lib
+  return ", ".join(config_lib.available_configs(folder))
+
+
 def build_parser() -> argparse.ArgumentParser:
+  import ssvbench
   parser = argparse.ArgumentParser(
       prog="ssvbench",
       description="Benchmark self-supervised video representations under one fixed protocol.",
@@ -245,9 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
           examples:
             ssvbench quickstart                      # the whole pipeline on SynthActions
             ssvbench prepare ucf101 --source-dir UCF-101 --out data/ucf101
-            ssvbench pretrain --config configs/pretrain/simclr_r3d_synthactions.py:runlocal --workdir runs/x
+            ssvbench pretrain --config simclr_r3d_synthactions:runlocal --workdir runs/x
             ssvbench evaluate --workdir runs/x --protocol synthactions
           """))
+  parser.add_argument("--version", action="version", version=f"ssvbench {ssvbench.__version__}")
   parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
   sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -284,16 +305,21 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--config", default=None, help="synthactions only: generator config file")
   p.set_defaults(func=cmd_prepare)
 
-  p = sub.add_parser("pretrain", help="pre-train a method on a prepared store.")
+  p = sub.add_parser("pretrain", help="pre-train a method on a prepared store.",
+                     description="Pre-train a method on a prepared store. Shipped recipes "
+                     f"(--config NAME[:runlocal]): {_shipped('pretrain')}.")
   _add_config_argument(p, None)
   p.add_argument("--workdir", required=True, help="checkpoints, metrics.jsonl, TensorBoard")
   p.add_argument("--resume", action="store_true", help="continue the latest checkpoint exactly")
   p.add_argument("--no-progress", action="store_true")
   p.set_defaults(func=cmd_pretrain)
 
-  p = sub.add_parser("evaluate", help="evaluate a pre-training run under a protocol.")
+  p = sub.add_parser("evaluate", help="evaluate a pre-training run under a protocol.",
+                     description="Evaluate a pre-training run under a versioned protocol. "
+                     f"Shipped protocols: {_shipped('protocols')}.")
   p.add_argument("--workdir", required=True, help="a pretrain workdir")
-  p.add_argument("--protocol", required=True, help="protocol name (configs/protocols/NAME.py)")
+  p.add_argument("--protocol", required=True, help="protocol NAME[:variant] (shipped: "
+                 f"{_shipped('protocols')}) or a path to a protocol .py file")
   p.add_argument("--store", default=None, help="prepared store of the evaluation dataset "
                  "(default: the run's pre-training store)")
   p.add_argument("--results", default=None, help="results.jsonl to append to "
@@ -304,7 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
   p = sub.add_parser("finetune", help="fine-tune a pre-training run under a protocol's "
                      "recipe; the checkpoint is chosen on validation, test is scored once.")
   p.add_argument("--workdir", required=True, help="a pretrain workdir")
-  p.add_argument("--protocol", required=True, help="protocol name (configs/protocols/NAME.py)")
+  p.add_argument("--protocol", required=True, help="protocol NAME[:variant] (shipped: "
+                 f"{_shipped('protocols')}) or a path to a protocol .py file")
   p.add_argument("--out", default=None, help="fine-tuning output folder (default "
                  "<workdir>/finetune/<protocol>)")
   p.add_argument("--store", default=None, help="prepared store of the protocol's dataset "
@@ -332,6 +359,15 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--out", required=True, help="the new workdir")
   p.add_argument("--store", default=None, help="optional: a prepared store recorded as the "
                  "run's default evaluation data (otherwise pass `evaluate --store DIR`)")
+  p.add_argument("--input-norm", default=None,
+                 choices=("ssvbench", "torchvision_kinetics", "imagenet"),
+                 help="the pixel statistics the checkpoint was trained with (default: the "
+                 "source's: torchvision_kinetics for r3d_18/mc3_18/r2plus1d_18, imagenet for "
+                 "CoCLR s3d and VideoMAE, ssvbench (0.45/0.225) for slow_r50)")
+  p.add_argument("--input-mean", type=float, nargs=3, default=None, metavar=("R", "G", "B"),
+                 help="per-channel mean for pixels in [0, 1] (with --input-std)")
+  p.add_argument("--input-std", type=float, nargs=3, default=None, metavar=("R", "G", "B"),
+                 help="per-channel std for pixels in [0, 1] (with --input-mean)")
   p.set_defaults(func=cmd_import_checkpoint)
 
   p = sub.add_parser("leaderboard", help="render results.jsonl as tables.")

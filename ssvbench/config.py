@@ -23,24 +23,46 @@ from typing import Any, Iterable
 
 import ml_collections
 
-# Where the repository's configs/ live when ssvbench runs from a checkout.
-REPO_CONFIG_DIR = pathlib.Path(__file__).resolve().parent.parent / "configs"
+# The config files shipped inside the package (protocols/, pretrain/, quickstart.py,
+# synthactions.py), so that an installed wheel finds them too.
+PACKAGE_CONFIG_DIR = pathlib.Path(__file__).resolve().parent / "configs"
+# The old name (configs/ used to sit next to the package in the repository).
+REPO_CONFIG_DIR = PACKAGE_CONFIG_DIR
 
 
 class ConfigError(ValueError):
   """A config file, key or value that cannot be used; the message says what was expected."""
 
 
+def available_configs(folder: str) -> list[str]:
+  """Names of the config files shipped in PACKAGE_CONFIG_DIR/folder (no ssvbench import
+  beyond this module, so `--help` can list them at once)."""
+  return sorted(p.stem for p in (PACKAGE_CONFIG_DIR / folder).glob("*.py")
+                if not p.stem.startswith("_"))
+
+
+def available_recipes() -> list[str]:
+  """Names of the shipped pre-training recipes (`--config NAME[:arg]`)."""
+  return available_configs("pretrain")
+
+
 def resolve_config_path(path: str) -> pathlib.Path:
-  """Finds a config file given as a path, or relative to the repository's configs/."""
+  """Finds a config file given as a path, a path under the shipped configs, or a recipe name.
+
+  `configs/pretrain/x.py`, `pretrain/x.py` and `x` all name the shipped recipe x, from a
+  checkout or from an installed wheel; an existing file in the current directory wins.
+  """
   candidate = pathlib.Path(path)
   if candidate.is_file():
     return candidate
-  for base in (REPO_CONFIG_DIR, REPO_CONFIG_DIR.parent):
+  for base in (PACKAGE_CONFIG_DIR, PACKAGE_CONFIG_DIR.parent):
     if (base / path).is_file():
       return base / path
+  if candidate.suffix == "" and path in available_recipes():
+    return PACKAGE_CONFIG_DIR / "pretrain" / f"{path}.py"
   raise ConfigError(f"config file not found: {path!r} (looked in the current directory and "
-                    f"in {REPO_CONFIG_DIR}).")
+                    f"among the shipped configs; shipped recipes: "
+                    f"{', '.join(available_recipes())}).")
 
 
 def load_config(spec: str) -> ml_collections.ConfigDict:

@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import ml_collections
 
+from ssvbench.models import input_norm
+
+# The pixel statistics ssvbench's own runs train with, recorded in every recipe's
+# config.model (`--config.model.input_norm.mean=...` changes them for a run).
+DEFAULT_INPUT_NORM = input_norm.SSVBENCH.to_dict()
+
 # Method settings for the SynthActions budget. Temperatures follow CVRL/SimCLR practice
 # for small batches.
 METHOD_DEFAULTS = {
@@ -85,7 +91,8 @@ def synthactions_pretrain(method: str = "simclr", store_dir: str = "ssvbench_dat
       augment=dict(enabled=True, crop_scale=(0.2, 1.0), crop_aspect=(0.75, 1.333),
                    flip_prob=0.5, color_jitter_prob=0.8, brightness=0.8, contrast=0.8,
                    saturation=0.8, hue=0.2, grayscale_prob=0.2)))
-  config.model = ml_collections.ConfigDict(dict(backbone="r3d_cpu", dtype="float32"))
+  config.model = ml_collections.ConfigDict(dict(backbone="r3d_cpu", dtype="float32",
+                                                input_norm=DEFAULT_INPUT_NORM))
   set_method(config, method)
   config.train = ml_collections.ConfigDict(dict(
       batch_size=32, num_steps=300, log_every=10, checkpoint_every=100, keep_checkpoints=2,

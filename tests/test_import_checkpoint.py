@@ -163,7 +163,7 @@ def test_cli_writes_a_run_that_load_trained_model_restores(tiny_store, tmp_path,
   (tmp_path / "bad.safetensors").write_bytes(b"\x04\x00\x00\x00\x00\x00\x00\x00nope")
   assert cli.main(argv[:4] + [str(tmp_path / "bad.safetensors"), "--out",
                               str(tmp_path / "x"), "--store", str(tiny_store)]) == 2
-  assert "safetensors header is not valid JSON" in capsys.readouterr().err
+  assert "not a readable safetensors file" in capsys.readouterr().err
   # --store is optional: the run then records no data, and evaluation must name it.
   bare = tmp_path / "bare"
   assert cli.main(argv[:5] + ["--out", str(bare)]) == 0

@@ -202,8 +202,10 @@ def test_prepare_manifest_records_and_reports(source, tmp_path, caplog, capsys):
   manifest = run_prepare(source, tmp_path / "out")
   out_dir = tmp_path / "out"
   assert json.loads((out_dir / "manifest.json").read_text()) == manifest
-  assert sorted(p.name for p in out_dir.iterdir()) == [
-      "manifest.json", "test.array_record", "train.array_record"]  # staging removed
+  assert sorted(p.name for p in out_dir.iterdir()) == [  # Staging removed; a TFDS dataset.
+      "dataset_info.json", "features.json", "label.labels.txt", "manifest.json",
+      "metadata.json", "ssvbench_toy-test.array_record-00000-of-00001",
+      "ssvbench_toy-train.array_record-00000-of-00001"]
 
   assert manifest["format_version"] == 1 and manifest["dataset"] == "toy"
   assert manifest["class_names"] == CLASS_NAMES
@@ -239,8 +241,9 @@ def test_prepare_manifest_records_and_reports(source, tmp_path, caplog, capsys):
 
   # Records, read without PreparedStore; frames must equal a direct Pillow encoding.
   for split in ("train", "test"):
-    reader = array_record_module.ArrayRecordReader(str(out_dir / f"{split}.array_record"))
-    records = [msgpack.unpackb(raw, raw=False) for raw in reader.read_all()]
+    reader = array_record_module.ArrayRecordReader(
+        str(store.record_path(out_dir, split, "toy")))
+    records = [store.parse_record(raw) for raw in reader.read_all()]
     reader.close()
     expected_ids = [e.video_id for e in entries
                     if e.split == split and e.video_id in source["good"]]
@@ -457,13 +460,14 @@ def test_prepared_store_errors_are_clear(reference_store, tmp_path):
 
   with pytest.raises(store.StoreError, match="manifest_hash does not match"):
     store.PreparedStore(broken_copy("edited", relabel))
-  no_records = broken_copy("no_records", lambda d: (d / "test.array_record").unlink())
-  with pytest.raises(store.StoreError, match="test.array_record' is missing"):
+  test_records = store.record_path(".", "test", "toy").name
+  no_records = broken_copy("no_records", lambda d: (d / test_records).unlink())
+  with pytest.raises(store.StoreError, match=f"{test_records}' is missing"):
     store.PreparedStore(no_records)
 
   def shorten(directory):
     writer = array_record_module.ArrayRecordWriter(
-        str(directory / "test.array_record"), "group_size:1")
+        str(directory / test_records), "group_size:1")
     writer.write(b"only one")
     writer.close()
 

@@ -347,7 +347,9 @@ def test_hmdb51_three_splits_skip_unused_clips(hmdb, tmp_path, capsys):
     assert prepared.class_names == HMDB_CLASSES
     # Unused clips are listed but never decoded: no record file, not a store split.
     assert sorted(prepared.splits) == ["test", "train"]
-    assert not (out_dir / "unused.array_record").exists()
+    assert prepared.is_tfds and prepared.record_path("train").is_file()
+    assert not store_lib.record_path(out_dir, "unused", "hmdb51").exists()
+    assert not list(out_dir.glob("*unused*"))
     zero_byte_split = {"0": "unused", "1": "train", "2": "test"}[ids[3]]
     counts = {name: {"listed": listed, "ok": listed, "missing": 0, "corrupt": 0}
               for name, listed in (("train", 6), ("test", 3))}

@@ -1,8 +1,7 @@
 """grain input pipelines over a prepared split: random training clips and fixed eval views.
 
-Both pipelines read `<split>.array_record` records
-(`msgpack {"video_id", "label", "fps", "frames": [JPEG bytes]}`) and decode only the
-frames a clip needs; sampling and augmentation are the pure functions of
+Both pipelines read a split's ArrayRecord records (`store.parse_record`: {"video_id",
+"label", "fps", "frames": [JPEG bytes]}) and decode only the frames a clip needs; sampling and augmentation are the pure functions of
 `transforms.py`, fed by grain's per-element seeded generators.
 
 Process sharding, and why it is not `source[process_index::process_count]`: the
@@ -28,11 +27,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import grain
-import msgpack
 from absl import flags
 import numpy as np
 from PIL import Image
 
+from ssvbench.data import store as store_lib
 from ssvbench.data import transforms
 
 _RECORD_KEYS = ("video_id", "label", "fps", "frames")
@@ -42,7 +41,7 @@ def open_source(source: Any) -> Any:
   """Returns a random-access record source for a split's array_record path or a source.
 
   Args:
-    source: path of `<split>.array_record`, or an object with `__len__` and
+    source: path of a split's ArrayRecord file, or an object with `__len__` and
       `__getitem__(int) -> bytes` (e.g. `grain.sources.ArrayRecordDataSource`).
   """
   if isinstance(source, (str, os.PathLike)):
@@ -152,9 +151,9 @@ class VideoRecord:
   def __init__(self, raw: bytes, record_index: int, source_name: str):
     where = f"{source_name} record {record_index}"
     try:
-      record = msgpack.unpackb(raw, raw=False)
-    except Exception as error:  # msgpack raises several unrelated types.
-      raise ValueError(f"{where}: not a msgpack record ({error})") from error
+      record = store_lib.parse_record(raw)
+    except ValueError as error:
+      raise ValueError(f"{where}: {error}") from error
     if not isinstance(record, dict) or any(key not in record for key in _RECORD_KEYS):
       keys = sorted(record) if isinstance(record, dict) else type(record).__name__
       raise ValueError(f"{where}: expected keys {list(_RECORD_KEYS)}, got {keys}")

@@ -1,4 +1,5 @@
-"""Preparation: listed video files -> a prepared store (ArrayRecord per split + manifest).
+"""Preparation: listed video files -> a prepared store (a TFDS dataset of ArrayRecord shards,
+one per split, plus the manifest; see `ssvbench.data.store`).
 
 Decoding is the slow, once-per-dataset step, so it is done here, in parallel, and
 everything downstream reads JPEG frames from the store. What this module guarantees:
@@ -40,12 +41,12 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import av
-import msgpack
 import PIL
 from array_record.python import array_record_module
 from PIL import Image
 from tqdm import tqdm
 
+from ssvbench import hashing
 from ssvbench.data import decode as decode_lib
 from ssvbench.data import store as store_lib
 from ssvbench.data.index import SPLITS, DatasetIndex
@@ -55,7 +56,6 @@ logger = logging.getLogger(__name__)
 STAGING_DIRNAME = ".staging"
 # How many missing/corrupt paths an error message or summary lists.
 _NUM_LISTED = 5
-_HASH_CHUNK_BYTES = 1 << 20
 
 
 class PrepareError(ValueError):
@@ -72,26 +72,15 @@ def default_find_video(source_dir: Path, rel_path: str) -> Path | None:
   return candidate if candidate.is_file() else None
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-  """Returns the sha256 hex digest of a file's bytes, read in chunks."""
-  digest = hashlib.sha256()
-  with open(path, "rb") as stream:
-    while chunk := stream.read(_HASH_CHUNK_BYTES):
-      digest.update(chunk)
-  return digest.hexdigest()
-
-
 def encode_record(video_id: str, label: int, decoded: decode_lib.DecodedVideo,
-                  jpeg_quality: int) -> bytes:
-  """Packs one decoded video as a store record (see `ssvbench.data.store`)."""
+                  jpeg_quality: int, num_classes: int) -> bytes:
+  """Packs one decoded video as a store record (a TFDS example, see `ssvbench.data.store`)."""
   jpegs = []
   for frame in decoded.frames:
     buffer = io.BytesIO()
     Image.fromarray(frame).save(buffer, format="JPEG", quality=jpeg_quality)
     jpegs.append(buffer.getvalue())
-  record = {"video_id": video_id, "label": int(label), "fps": float(decoded.fps),
-            "frames": jpegs}
-  return msgpack.packb(record, use_bin_type=True)
+  return store_lib.encode_record(video_id, label, decoded.fps, jpegs, num_classes)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -121,12 +110,13 @@ def _process_video(task: dict) -> dict:
   disk in the staging area instead of travelling back through the pool.
   """
   stem = _staging_stem(Path(task["staging_dir"]), task["video_id"])
-  status_file, record_file = stem.with_suffix(".json"), stem.with_suffix(".msgpack")
+  status_file, record_file = stem.with_suffix(".json"), stem.with_suffix(".record")
   # Everything the record bytes depend on; the codec library versions too, so a
   # resume after an upgrade cannot mix frames from two decoders or JPEG encoders.
   key = {"video_id": task["video_id"], "label": task["label"],
-         "content_hash": file_sha256(task["path"]), "decode": task["decode"],
-         "libraries": {"av": av.__version__, "pillow": PIL.__version__}}
+         "content_hash": hashing.file_sha256(task["path"]), "decode": task["decode"],
+         "libraries": {"av": av.__version__, "pillow": PIL.__version__},
+         "record_format": "tfds_example", "num_classes": task["num_classes"]}
   staged = _read_staged_status(status_file)
   if staged is not None and staged["key"] == key and (staged["status"] != "ok" or (
       record_file.is_file() and record_file.stat().st_size == staged["record_size"])):
@@ -143,7 +133,7 @@ def _process_video(task: dict) -> dict:
     status.update(status="corrupt", error=error.reason)
   else:
     record = encode_record(task["video_id"], task["label"], decoded,
-                           settings["jpeg_quality"])
+                           settings["jpeg_quality"], task["num_classes"])
     _write_atomically(record_file, record)
     status.update(num_frames=decoded.num_frames, fps=decoded.fps,
                   duration=round(decoded.duration, 6), height=decoded.height,
@@ -243,8 +233,8 @@ def prepare_dataset(
   Args:
     index: the listed videos, in the order records are written.
     source_dir: the directory the index's relative paths refer to.
-    out_dir: where `manifest.json` and `<split>.array_record` are written; an existing
-      store there is replaced.
+    out_dir: where `manifest.json` and the TFDS dataset (shards, dataset_info.json,
+      features.json, metadata.json) are written; an existing store there is replaced.
     find_video: maps (source_dir, rel_path) to the file, or None when it is missing;
       datasets whose copies differ in layout (Kinetics) pass their own.
     short_side: scale the short side of frames to this many pixels (None: native).
@@ -292,7 +282,8 @@ def prepare_dataset(
               "fps": None if fps is None else float(fps),
               "jpeg_quality": jpeg_quality}
   tasks = [{"video_id": entry.video_id, "label": entry.label, "path": str(found),
-            "staging_dir": str(staging_dir), "decode": settings}
+            "staging_dir": str(staging_dir), "decode": settings,
+            "num_classes": len(index.class_names)}
            for entry, found in zip(index.entries, found_paths) if found is not None]
 
   start = time.perf_counter()
@@ -347,9 +338,8 @@ def _assemble(index, source_dir, out_dir, found_paths, results, settings, skippe
   # splits get none.
   splits = [split for split in listed_splits
             if any(e.video_id not in skipped for e in index.split(split))]
-  temporary_paths = {
-      split: out_dir / (store_lib.record_path(out_dir, split).name + ".tmp")
-      for split in splits}
+  final_paths = {split: store_lib.record_path(out_dir, split, index.name) for split in splits}
+  temporary_paths = {split: out_dir / (final_paths[split].name + ".tmp") for split in splits}
   writers = {split: array_record_module.ArrayRecordWriter(
       str(temporary_paths[split]), "group_size:1") for split in splits}
   videos = []
@@ -377,7 +367,7 @@ def _assemble(index, source_dir, out_dir, found_paths, results, settings, skippe
       split_counts[status] = split_counts.get(status, 0) + 1
       if status == "ok":
         record = _staging_stem(staging_dir, entry.video_id).with_suffix(
-            ".msgpack").read_bytes()
+            ".record").read_bytes()
         if hashlib.sha256(record).hexdigest() != result["record_sha256"]:
           raise PrepareError(f"staged record of {entry.video_id} in {staging_dir} does "
                              "not match its status file; delete the staging directory "
@@ -389,18 +379,48 @@ def _assemble(index, source_dir, out_dir, found_paths, results, settings, skippe
     for writer in writers.values():
       writer.close()
   for split in splits:
-    os.replace(temporary_paths[split], store_lib.record_path(out_dir, split))
-  for split in SPLITS:  # leftovers of an earlier store with other splits
+    os.replace(temporary_paths[split], final_paths[split])
+  for split in SPLITS:  # leftovers of an earlier store: other splits, the older layout
+    store_lib.record_path(out_dir, split).unlink(missing_ok=True)
     if split not in splits:
-      store_lib.record_path(out_dir, split).unlink(missing_ok=True)
+      store_lib.record_path(out_dir, split, index.name).unlink(missing_ok=True)
 
   manifest = {"format_version": store_lib.FORMAT_VERSION, "dataset": index.name,
               "class_names": list(index.class_names), "decode": settings,
               "videos": videos, "counts": counts, **provenance}
   manifest["manifest_hash"] = store_lib.compute_manifest_hash(manifest)
+  # The TFDS metadata, then the manifest: the manifest stays the mark of a finished store.
+  _write_tfds_metadata(out_dir, index, {split: (counts[split]["ok"], final_paths[split])
+                                        for split in splits}, manifest["manifest_hash"])
   _write_atomically(out_dir / store_lib.MANIFEST_NAME,
                     (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
   return manifest
+
+
+def _write_tfds_metadata(out_dir: Path, index: DatasetIndex,
+                         shards: dict[str, tuple[int, Path]], manifest_hash: str) -> None:
+  """TFDS's dataset_info.json, features.json and metadata.json (which links the manifest),
+  so that `tfds.builder_from_directory(out_dir)` reads the store without TensorFlow."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from tensorflow_datasets.core import naming  # pylint: disable=g-import-not-at-top
+  name = store_lib.tfds_name(index.name)
+  template = naming.ShardedFileTemplate(
+      data_dir=out_dir, dataset_name=name, filetype_suffix="array_record",
+      template="{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}")
+  split_infos = [tfds.core.SplitInfo(name=split, shard_lengths=[count],
+                                     num_bytes=path.stat().st_size,
+                                     filename_template=template)
+                 for split, (count, path) in shards.items()]
+  tfds.folder_dataset.write_metadata(
+      data_dir=out_dir, features=store_lib.tfds_features(index.class_names),
+      split_infos=split_infos, version=store_lib.TFDS_VERSION, filename_template=template,
+      check_data=False,
+      description=(f"{index.name} prepared by ssvbench: one example per decoded video, "
+                   "frames as the stored JPEG bytes. Every video's status, errors, source "
+                   f"hashes and the split files are in {store_lib.MANIFEST_NAME} next to "
+                   "this file (see metadata.json)."),
+      metadata=tfds.core.MetadataDict(ssvbench_manifest=store_lib.MANIFEST_NAME,
+                                      manifest_hash=manifest_hash))
 
 
 def _print_summary(manifest: dict, out_dir: Path, elapsed: float,

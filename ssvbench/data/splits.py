@@ -27,6 +27,8 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from ssvbench import hashing
+
 SPLITS_ROOT = Path(__file__).resolve().parent.parent / "splits"
 _SUMS_FILE = SPLITS_ROOT / "SHA256SUMS.txt"
 # sha256 of SHA256SUMS.txt: pins the checksum table itself.
@@ -44,10 +46,6 @@ FEWSHOT_SPLITS = {
 _FEWSHOT_PARTS = ("train", "val", "test")
 
 
-def _sha256(path: Path) -> str:
-  return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 @functools.cache
 def official_checksums() -> dict[str, dict[str, str]]:
   """Returns the sha256 of every shipped split file.
@@ -58,7 +56,7 @@ def official_checksums() -> dict[str, dict[str, str]]:
   Raises:
     RuntimeError: if the checksum table was modified or is malformed.
   """
-  digest = _sha256(_SUMS_FILE)
+  digest = hashing.file_sha256(_SUMS_FILE)
   if digest != _SUMS_FILE_SHA256:
     raise RuntimeError(
         f"{_SUMS_FILE} has sha256 {digest}, expected {_SUMS_FILE_SHA256}: the table of "
@@ -110,7 +108,7 @@ def verify_shipped(dataset: str) -> list[str]:
     path = root / rel_path
     if not path.is_file():
       problems.append(f"{path} is missing from the installed package.")
-    elif (actual := _sha256(path)) != checksum:
+    elif (actual := hashing.file_sha256(path)) != checksum:
       problems.append(f"{path} has sha256 {actual}, expected {checksum}.")
   return problems
 

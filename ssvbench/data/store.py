@@ -1,4 +1,4 @@
-"""Reading a prepared store: the manifest plus one ArrayRecord file of videos per split.
+"""Reading a prepared store: the manifest plus a TFDS dataset of the videos, one split each.
 
 The store is the contract between preparation and everything downstream (the grain
 pipeline, feature extraction, results). This module owns the format definition (file
@@ -6,10 +6,20 @@ names, version, the manifest hash) and validates a store before anyone reads fro
 so that a half-written or hand-edited store fails at load time with a message naming
 the file and key, not later inside a data loader worker.
 
-Record layout (msgpack, `use_bin_type=True`):
-  {"video_id": str, "label": int, "fps": float, "frames": [RGB JPEG bytes, ...]}
+On disk the store is a TensorFlow Datasets dataset (ArrayRecord shards named
+`ssvbench_<dataset>-<split>.array_record-00000-of-00001`, TFDS's `dataset_info.json`,
+`features.json` and `metadata.json`, which links `manifest.json`), so TFDS readers load it
+without TensorFlow: `tfds.builder_from_directory(store_dir).as_data_source("train")`.
+Each record is a TFDS-serialised example (a `tf.train.Example`) of `tfds_features()`:
+  {"video_id": Text, "label": ClassLabel, "fps": float32,
+   "frames": Sequence(Image(encoding_format="jpeg"))}
+ssvbench's own pipeline reads the JPEG bytes straight from the example (`parse_record`)
+and decodes only the frames it samples; TFDS readers get every frame decoded.
+Stores written before this layout (`<split>.array_record` of msgpack records
+{"video_id", "label", "fps", "frames"}) still load: the layout is detected from
+`dataset_info.json`, the record format from its first byte.
 Records of a split appear in manifest order, only for videos whose status is "ok";
-an entry's `record_index` is its position in `<split>.array_record`. Videos with status
+an entry's `record_index` is its position in the split's record file. Videos with status
 "skipped" (HMDB51's unused clips) are listed but were never decoded; a split whose
 videos are all skipped has no record file and is not among `PreparedStore.splits`.
 
@@ -21,16 +31,19 @@ official ones).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import msgpack
 import numpy as np
 from PIL import Image
+
+from ssvbench import hashing
 
 if TYPE_CHECKING:
   import grain
@@ -38,6 +51,9 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 RECORD_SUFFIX = ".array_record"
+# The TFDS side: the dataset's version, and the file whose presence marks the layout.
+TFDS_VERSION = "1.0.0"
+TFDS_INFO_NAME = "dataset_info.json"
 STATUSES = ("ok", "missing", "corrupt", "skipped")
 
 _PREPARE_HINT = "run `ssvbench prepare` first"
@@ -57,11 +73,6 @@ def _holds_records(split_counts: dict) -> bool:
   return split_counts.get("skipped", 0) < split_counts["listed"]
 
 
-def canonical_json(obj: Any) -> bytes:
-  """Serialises `obj` as canonical JSON (sorted keys, no whitespace, ASCII)."""
-  return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode("ascii")
-
-
 def compute_manifest_hash(manifest: dict) -> str:
   """Returns the sha256 of the canonical JSON of `manifest` without `manifest_hash`.
 
@@ -72,12 +83,84 @@ def compute_manifest_hash(manifest: dict) -> str:
     The hex digest that identifies exactly which videos, decoded how, a result used.
   """
   content = {key: value for key, value in manifest.items() if key != "manifest_hash"}
-  return hashlib.sha256(canonical_json(content)).hexdigest()
+  return hashlib.sha256(hashing.canonical_json(content, allow_nan=True).encode()).hexdigest()
 
 
-def record_path(out_dir: str | os.PathLike, split: str) -> Path:
-  """Returns the path of the ArrayRecord file holding `split`."""
-  return Path(out_dir) / f"{split}{RECORD_SUFFIX}"
+def tfds_name(dataset: str) -> str:
+  """The TFDS dataset name of a store (TFDS's own `ucf101` etc. are other datasets)."""
+  return f"ssvbench_{dataset}"
+
+
+def record_path(out_dir: str | os.PathLike, split: str, dataset: str | None = None) -> Path:
+  """Returns the path of the ArrayRecord file holding `split`.
+
+  With `dataset`, the TFDS shard name; without it, the layout before TFDS
+  (`<split>.array_record`).
+  """
+  if dataset is None:
+    return Path(out_dir) / f"{split}{RECORD_SUFFIX}"
+  return Path(out_dir) / f"{tfds_name(dataset)}-{split}{RECORD_SUFFIX}-00000-of-00001"
+
+
+def tfds_features(classes: int | Sequence[str]):
+  """The TFDS features of a record; `classes` is the class names (or only their count,
+  which gives the same serialisation)."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  label = (tfds.features.ClassLabel(num_classes=classes) if isinstance(classes, int)
+           else tfds.features.ClassLabel(names=list(classes)))
+  return tfds.features.FeaturesDict({
+      "video_id": tfds.features.Text(),
+      "label": label,
+      "fps": tfds.features.Scalar(dtype=np.float32),
+      "frames": tfds.features.Sequence(
+          tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg")),
+  })
+
+
+@functools.lru_cache(maxsize=4)
+def _serializer(num_classes: int):
+  return tfds_features(num_classes)
+
+
+def encode_record(video_id: str, label: int, fps: float, jpegs: Sequence[bytes],
+                  num_classes: int) -> bytes:
+  """One store record: TFDS serialises the example; the JPEG bytes are kept as they are.
+
+  The proto is written again with deterministic map order: protobuf's default order of
+  the feature map may differ between processes, and a store's bytes must not depend on
+  how many workers prepared it.
+  """
+  from tensorflow_datasets.proto import tf_example_pb2  # pylint: disable=g-import-not-at-top
+  serialized = _serializer(int(num_classes)).serialize_example({
+      "video_id": video_id, "label": int(label), "fps": float(fps),
+      "frames": [io.BytesIO(jpeg) for jpeg in jpegs]})
+  return tf_example_pb2.Example.FromString(serialized).SerializeToString(deterministic=True)
+
+
+def parse_record(raw: bytes) -> dict:
+  """A record as {"video_id", "label", "fps", "frames": [JPEG bytes]}, frames undecoded.
+
+  A serialised tf.train.Example starts with its `features` field (byte 0x0a); a
+  msgpack map (the records of stores prepared before TFDS) with 0x80-0x8f or 0xde/0xdf.
+
+  Raises:
+    ValueError: neither format parses.
+  """
+  if raw[:1] == b"\x0a":
+    # TFDS's bundled protocol buffers: no TensorFlow needed.
+    from tensorflow_datasets.proto import tf_example_pb2  # pylint: disable=g-import-not-at-top
+    try:
+      feature = tf_example_pb2.Example.FromString(raw).features.feature
+      return {"video_id": feature["video_id"].bytes_list.value[0].decode("utf-8"),
+              "label": int(feature["label"].int64_list.value[0]),
+              "fps": float(feature["fps"].float_list.value[0]),
+              "frames": list(feature["frames"].bytes_list.value)}
+    except Exception as error:  # protobuf's DecodeError, a missing key, an empty list.
+      raise ValueError(f"not a store record ({type(error).__name__}: {error})") from None
+  try:
+    return msgpack.unpackb(raw, raw=False)
+  except Exception as error:  # msgpack raises several unrelated types.
+    raise ValueError(f"not a store record ({error})") from None
 
 
 class PreparedStore:
@@ -106,6 +189,8 @@ class PreparedStore:
       raise StoreError(f"{str(manifest_file)!r} is not valid JSON ({error}); "
                        f"{_PREPARE_HINT}") from error
     self._manifest = manifest
+    # The TFDS layout, or the one before it (see the module docstring).
+    self.is_tfds = (self.out_dir / TFDS_INFO_NAME).is_file()
     self._validate(manifest_file)
     # Wholly skipped splits hold no records, so they are not offered to readers.
     self._ok_videos = {split: [] for split, split_counts in manifest["counts"].items()
@@ -167,9 +252,8 @@ class PreparedStore:
         if counts[split].get(status, 0 if status == "skipped" else None) != number:
           fail(f"counts[{split!r}][{status!r}] is {counts[split].get(status)}, but "
                f"{number} videos are {status}")
-      if _holds_records(counts[split]) and not record_path(self.out_dir,
-                                                           split).is_file():
-        fail(f"record file {str(record_path(self.out_dir, split))!r} is missing")
+      if _holds_records(counts[split]) and not self._record_file(split).is_file():
+        fail(f"record file {str(self._record_file(split))!r} is missing")
 
   @property
   def manifest(self) -> dict:
@@ -233,10 +317,13 @@ class PreparedStore:
     """Returns the video ids of `split`, aligned with record order."""
     return [video["video_id"] for video in self._split_videos(split)]
 
+  def _record_file(self, split: str) -> Path:
+    return record_path(self.out_dir, split, self.dataset if self.is_tfds else None)
+
   def record_path(self, split: str) -> Path:
     """Returns the ArrayRecord file of `split`."""
     self._split_videos(split)
-    return record_path(self.out_dir, split)
+    return self._record_file(split)
 
   def data_source(self, split: str) -> grain.sources.ArrayRecordDataSource:
     """Returns a random-access grain source of the raw records of `split`.
@@ -259,7 +346,7 @@ class PreparedStore:
   @staticmethod
   def decode_record(raw: bytes) -> dict:
     """Unpacks one record; its frames stay JPEG bytes (decode with `decode_frames`)."""
-    return msgpack.unpackb(raw, raw=False)
+    return parse_record(raw)
 
   @staticmethod
   def decode_frames(jpegs: Sequence[bytes], indices: Sequence[int]) -> np.ndarray:

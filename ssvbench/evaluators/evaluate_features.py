@@ -23,7 +23,6 @@ test views matter only to the diagnostics' alignment.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.metadata
 import json
 import logging
@@ -34,6 +33,7 @@ from typing import Any, Mapping, Sequence
 import ml_collections
 import numpy as np
 
+from ssvbench import hashing
 from ssvbench.data import validation as validation_lib
 from ssvbench.evaluators import features as features_lib
 from ssvbench.evaluators import protocol as protocol_lib
@@ -41,14 +41,6 @@ from ssvbench.evaluators import registry
 from ssvbench.results import predictions as predictions_lib
 
 FeatureInput = features_lib.FeatureSet | str | pathlib.Path
-
-
-def _file_sha256(path: pathlib.Path) -> str:
-  digest = hashlib.sha256()
-  with open(path, "rb") as handle:
-    for block in iter(lambda: handle.read(1 << 24), b""):
-      digest.update(block)
-  return digest.hexdigest()
 
 
 def _package_version() -> str:
@@ -81,7 +73,7 @@ def _load(source: FeatureInput | None, num_classes: int, split: str):
   else:
     path = pathlib.Path(source)
     feature_set = features_lib.load_npz(path, num_classes)
-    info = {"path": str(path), "sha256": _file_sha256(path)}
+    info = {"path": str(path), "sha256": hashing.file_sha256(path)}
   info.update(num_videos=feature_set.num_videos, num_views=feature_set.num_views,
               dim=feature_set.dim, has_groups=feature_set.groups is not None,
               has_video_ids=feature_set.video_ids is not None)

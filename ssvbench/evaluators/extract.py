@@ -25,6 +25,7 @@ from flax import nnx
 
 from ssvbench.data import pipeline
 from ssvbench.methods import base as methods_base
+from ssvbench.models import input_norm
 from ssvbench.train import sharding
 
 from ssvbench.evaluators.protocol import VIEW_KEYS  # noqa: E402  (one definition)
@@ -39,9 +40,14 @@ def view_spec(views: Mapping[str, Any]) -> dict[str, int]:
 
 
 def cache_key(weights_fingerprint: str, manifest_hash: str, split: str,
-              views: Mapping[str, Any]) -> str:
-  payload = json.dumps({"weights": weights_fingerprint, "manifest": manifest_hash,
-                        "split": split, "views": view_spec(views)}, sort_keys=True)
+              views: Mapping[str, Any], norm: input_norm.InputNorm | None = None) -> str:
+  """The feature cache's key. The input normalisation is part of it unless it is the
+  default (so caches written before it was recorded stay valid)."""
+  content = {"weights": weights_fingerprint, "manifest": manifest_hash, "split": split,
+             "views": view_spec(views)}
+  if norm is not None and norm != input_norm.DEFAULT:
+    content["input_norm"] = norm.to_dict()
+  payload = json.dumps(content, sort_keys=True)
   return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
@@ -62,7 +68,8 @@ def extract_features(backbone: nnx.Module, store, split: str, views: Mapping[str
   """Extracts [N, V, D] features of every video of a split.
 
   Args:
-    backbone: the encoder, in eval mode.
+    backbone: the encoder, in eval mode; its clips are normalised with its own
+      `input_norm` (the run's, see ssvbench.models.input_norm).
     store: a `PreparedStore`.
     split: which split of the store.
     views: view spec (see `VIEW_KEYS`).
@@ -88,7 +95,8 @@ def extract_features(backbone: nnx.Module, store, split: str, views: Mapping[str
   if cache_dir is not None:
     if weights_fingerprint is None:
       raise ValueError("extract_features: a cache needs the weights' fingerprint.")
-    key = cache_key(weights_fingerprint, store.manifest_hash, split, spec)
+    key = cache_key(weights_fingerprint, store.manifest_hash, split, spec,
+                    input_norm.of(backbone))
     cache_file = pathlib.Path(cache_dir) / f"{key}.npz"
     if cache_file.is_file():
       with np.load(cache_file) as cached:

@@ -2,9 +2,10 @@
 
 Published video SSL numbers drift because the protocol behind them is implicit: which
 split, how many clips, which crop, which evaluator settings, tuned where. A protocol
-here is a config file `configs/protocols/<name>.py` whose `get_config(arg)` returns
-the whole spec: name, version, class count, splits, test-time views, the feature
-used, the validation carving, and every evaluator's settings. `resolve()` completes
+here is a config file `ssvbench/configs/protocols/<name>.py`, shipped in the package,
+whose `get_config(arg)` returns the whole spec: name, version, class count, splits,
+test-time views, the feature used, the validation carving, and every evaluator's
+settings. `resolve()` completes
 each evaluator entry with the constructor defaults it will actually run with, and
 `fingerprint()` hashes the canonical JSON of that resolved spec, so changing any
 setting, even a default in code, changes the fingerprint every result carries.
@@ -23,9 +24,10 @@ from typing import Any, Mapping
 import ml_collections
 
 from ssvbench import config as config_lib
+from ssvbench.hashing import canonical_json  # Also this module's name for it.
 from ssvbench.evaluators import registry
 
-PROTOCOL_DIR = config_lib.REPO_CONFIG_DIR / "protocols"
+PROTOCOL_DIR = config_lib.PACKAGE_CONFIG_DIR / "protocols"
 
 REQUIRED_KEYS = ("name", "version", "num_classes", "splits", "views", "feature", "validation",
                  "evals")
@@ -43,8 +45,8 @@ class ProtocolError(ValueError):
 
 
 def available_protocols() -> list[str]:
-  """Names of the protocol files shipped in configs/protocols/."""
-  return sorted(p.stem for p in PROTOCOL_DIR.glob("*.py") if not p.stem.startswith("_"))
+  """Names of the protocols shipped in the package (ssvbench/configs/protocols/)."""
+  return config_lib.available_configs("protocols")
 
 
 def load_protocol(name: str, arg: str | None = None) -> ml_collections.ConfigDict:
@@ -64,7 +66,7 @@ def load_protocol(name: str, arg: str | None = None) -> ml_collections.ConfigDic
     path = PROTOCOL_DIR / f"{name}.py"
     if not path.is_file():
       raise ProtocolError(f"unknown protocol {name!r}; available: {available_protocols()} "
-                          f"(in {PROTOCOL_DIR}), or pass a path to a protocol .py file.")
+                          "or pass a path to a protocol .py file.")
   spec = config_lib.load_config(f"{path}:{arg}" if arg else str(path))
   validate(spec)
   return spec
@@ -149,12 +151,6 @@ def resolve(spec: ml_collections.ConfigDict | Mapping[str, Any]) -> dict[str, An
     from ssvbench.evaluators import finetune
     spec_dict["finetune"] = finetune.resolve_recipe(spec_dict)
   return spec_dict
-
-
-def canonical_json(data: Any) -> str:
-  """Sorted keys, no whitespace, ASCII, no NaN: equal data gives equal text."""
-  return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-                    allow_nan=False)
 
 
 def fingerprint(spec: ml_collections.ConfigDict | Mapping[str, Any]) -> str:

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from ssvbench.methods import base, losses, video_options
+from ssvbench.models import input_norm
 
 
 class JointEmbeddingModel(nnx.Module):
@@ -59,7 +60,8 @@ class BarlowTwins(base.Method):
         backbone.feature_dim, c.proj_hidden_dim, c.proj_dim, c.get("proj_depth", 3), rngs=rngs))
 
   def loss(self, model, batch, rng):
-    embeddings = project_views(model, video_options.prepare(batch["clips"], rng, self.video))
+    embeddings = project_views(model, video_options.prepare(batch["clips"], rng, self.video,
+                                  input_norm.of(model.backbone)))
     views = embeddings.shape[1]
     pair_losses = [losses.barlow_twins_loss(embeddings[:, a], embeddings[:, b], self.config.lambd)
                    for a in range(views) for b in range(a + 1, views)]

@@ -14,15 +14,24 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-# Kinetics RGB statistics, the convention of the field's video models.
-CLIP_MEAN = (0.45, 0.45, 0.45)
-CLIP_STD = (0.225, 0.225, 0.225)
+from ssvbench.models import input_norm as input_norm_lib
+
+# ssvbench's default input statistics (Kinetics RGB, the convention of the field's video
+# models); a backbone may carry others (ssvbench.models.input_norm).
+CLIP_MEAN = input_norm_lib.SSVBENCH.mean
+CLIP_STD = input_norm_lib.SSVBENCH.std
 
 
-def normalize_clips(clips: jax.Array, dtype=jnp.float32) -> jax.Array:
-  """uint8 [..., 3] clips to normalised floats, on device (the host ships bytes)."""
+def normalize_clips(clips: jax.Array, dtype=jnp.float32,
+                    norm: input_norm_lib.InputNorm | None = None) -> jax.Array:
+  """uint8 [..., 3] clips to normalised floats, on device (the host ships bytes).
+
+  `norm` is the backbone's input normalisation (`input_norm.of(backbone)`); None is
+  ssvbench's default.
+  """
+  norm = norm or input_norm_lib.DEFAULT
   x = clips.astype(jnp.float32) / 255.0
-  x = (x - jnp.asarray(CLIP_MEAN)) / jnp.asarray(CLIP_STD)
+  x = (x - jnp.asarray(norm.mean)) / jnp.asarray(norm.std)
   return x.astype(dtype)
 
 
@@ -108,6 +117,7 @@ class ProjectionHead(nnx.Module):
 def encode_views(backbone: nnx.Module, clips: jax.Array) -> jax.Array:
   """Runs the backbone on [B, V, T, H, W, 3] uint8 clips; returns [B, V, D] features."""
   batch, views = clips.shape[:2]
-  x = normalize_clips(clips.reshape((batch * views,) + clips.shape[2:]))
+  x = normalize_clips(clips.reshape((batch * views,) + clips.shape[2:]),
+                      norm=input_norm_lib.of(backbone))
   features = backbone(x)
   return features.reshape(batch, views, -1)

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from ssvbench.methods import base, losses, moco, video_options
+from ssvbench.models import input_norm
 
 
 class BYOLModel(nnx.Module):
@@ -52,7 +53,8 @@ class BYOL(moco.MomentumMethod):
     return BYOLModel(backbone, projector, predictor)
 
   def loss(self, model, batch, rng):
-    video = video_options.prepare(batch["clips"], rng, self.video)
+    video = video_options.prepare(batch["clips"], rng, self.video,
+                                  input_norm.of(model.backbone))
     features = video_options.encode(model.backbone, video.views)
     batch_size, views, dim = features.shape
     projections = model.projector(features.reshape(batch_size * views, dim))

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from ssvbench.methods import base, losses, video_options
+from ssvbench.models import input_norm
 
 MOMENTUM_SCHEDULES = ("constant", "cosine")
 
@@ -228,7 +229,8 @@ class _MoCo(MomentumMethod):
 
   def loss(self, model, batch, rng):
     c = self.config
-    video = video_options.prepare(batch["clips"], rng, self.video)
+    video = video_options.prepare(batch["clips"], rng, self.video,
+                                  input_norm.of(model.backbone))
     # Intra-video negatives are keys only: the online encoder sees the views alone.
     features = video_options.encode(model.backbone, video.views)
     batch_size, views, dim = features.shape

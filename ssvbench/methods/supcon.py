@@ -9,6 +9,7 @@ missing labels. Positives and negatives come from the global batch.
 from __future__ import annotations
 
 from ssvbench.methods import barlow_twins, base, losses, video_options
+from ssvbench.models import input_norm
 
 
 @base.register
@@ -31,6 +32,7 @@ class SupCon(base.Method):
 
   def loss(self, model, batch, rng):
     embeddings = barlow_twins.project_views(
-        model, video_options.prepare(batch["clips"], rng, self.video))
+        model, video_options.prepare(batch["clips"], rng, self.video,
+                                  input_norm.of(model.backbone)))
     loss = losses.supcon_loss(embeddings, batch["label"], self.config.temperature)
     return loss, {"loss": loss, "embedding_std": barlow_twins.unit_embedding_std(embeddings)}

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from ssvbench.methods import base, losses, moco, video_options
+from ssvbench.models import input_norm
 
 
 class StepCount(nnx.Variable):
@@ -75,7 +76,8 @@ class SwAV(base.Method):
 
   def loss(self, model, batch, rng):
     c = self.config
-    video = video_options.prepare(batch["clips"], rng, self.video)
+    video = video_options.prepare(batch["clips"], rng, self.video,
+                                  input_norm.of(model.backbone))
     features = video_options.encode(model.backbone, video.views)
     batch_size, views, dim = features.shape
     embeddings = model.projector(features.reshape(batch_size * views, dim))

@@ -13,6 +13,7 @@ With rho views the loss is the mean over unordered pairs of distinct views.
 from __future__ import annotations
 
 from ssvbench.methods import barlow_twins, base, losses, video_options
+from ssvbench.models import input_norm
 
 
 @base.register
@@ -36,7 +37,8 @@ class VICReg(base.Method):
   def loss(self, model, batch, rng):
     c = self.config
     embeddings = barlow_twins.project_views(
-        model, video_options.prepare(batch["clips"], rng, self.video))
+        model, video_options.prepare(batch["clips"], rng, self.video,
+                                  input_norm.of(model.backbone)))
     views = embeddings.shape[1]
     pairs = [(a, b) for a in range(views) for b in range(a + 1, views)]
     terms = {"invariance": 0.0, "variance": 0.0, "covariance": 0.0}

@@ -30,7 +30,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ssvbench.methods import base
+from ssvbench.models import input_norm
 
 INTRA_NEGATIVE_KINDS = ("shuffle", "repeat")
 FRAME_DIFFERENCE_MODES = ("none", "alternate", "all")
@@ -162,26 +162,31 @@ def frame_differences(clips: jax.Array) -> jax.Array:
   return jnp.concatenate([difference, difference[..., -1:, :, :, :]], axis=-4)
 
 
-def _to_network_input(clips01: jax.Array, as_difference: bool) -> jax.Array:
+def _to_network_input(clips01: jax.Array, as_difference: bool,
+                      norm: input_norm.InputNorm) -> jax.Array:
   if as_difference:
     # Differences are centred already; the RGB scale keeps both streams comparable.
-    return frame_differences(clips01) / jnp.asarray(base.CLIP_STD)
-  return (clips01 - jnp.asarray(base.CLIP_MEAN)) / jnp.asarray(base.CLIP_STD)
+    return frame_differences(clips01) / jnp.asarray(norm.std)
+  return (clips01 - jnp.asarray(norm.mean)) / jnp.asarray(norm.std)
 
 
-def prepare(clips: jax.Array, rng: jax.Array, options: VideoOptions) -> VideoBatch:
+def prepare(clips: jax.Array, rng: jax.Array, options: VideoOptions,
+            norm: input_norm.InputNorm | None = None) -> VideoBatch:
   """Applies the options to a global batch of uint8 clips.
 
   Args:
     clips: [B, V, T, H, W, 3] uint8 clips from the pipeline.
     rng: the step's PRNG key.
     options: the method's VideoOptions.
+    norm: the backbone's input normalisation (`input_norm.of(model.backbone)`); None is
+      ssvbench's default.
 
   Returns:
     A VideoBatch; with every option off, `views` equals `base.normalize_clips(clips)`.
   """
   if clips.ndim != 6:
     raise ValueError(f"expected clips [B, V, T, H, W, 3], got shape {clips.shape}.")
+  norm = norm or input_norm.DEFAULT
   negative_key, erasing_key = jax.random.split(rng)
   clips01 = clips.astype(jnp.float32) / 255.0
   negatives = None
@@ -192,15 +197,15 @@ def prepare(clips: jax.Array, rng: jax.Array, options: VideoOptions) -> VideoBat
                                  options.background_erasing_max_weight)
   num_views = clips.shape[1]
   if options.frame_difference == "none":
-    views = _to_network_input(clips01, False)
+    views = _to_network_input(clips01, False, norm)
   elif options.frame_difference == "all":
-    views = _to_network_input(clips01, True)
+    views = _to_network_input(clips01, True, norm)
   else:
-    views = jnp.stack([_to_network_input(clips01[:, v], v % 2 == 1)
+    views = jnp.stack([_to_network_input(clips01[:, v], v % 2 == 1, norm)
                        for v in range(num_views)], axis=1)
   if negatives is not None:
     # Negatives take the modality of the view they were made from (view 0).
-    negatives = _to_network_input(negatives, options.frame_difference == "all")
+    negatives = _to_network_input(negatives, options.frame_difference == "all", norm)
   return VideoBatch(views=views, intra_negatives=negatives)
 
 

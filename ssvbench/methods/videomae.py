@@ -29,7 +29,7 @@ import numpy as np
 from flax import nnx
 
 from ssvbench.methods import base
-from ssvbench.models import vit3d
+from ssvbench.models import input_norm, vit3d
 
 
 def tube_mask(rng: jax.Array, batch: int, grid: tuple[int, int, int],
@@ -174,7 +174,7 @@ class VideoMAE(base.Method):
       (predictions [B, n_masked, P], visible [B, n_visible], masked [B, n_masked]).
     """
     encoder = model.backbone
-    x = base.normalize_clips(clips, encoder.dtype)
+    x = base.normalize_clips(clips, encoder.dtype, input_norm.of(encoder))
     grid = encoder.patch_embed.grid(x.shape[1:4])
     visible, masked = tube_mask(rng, x.shape[0], grid, self.config.get("mask_ratio", 0.9))
     encoded = encoder.encode(gather_tokens(encoder.embed(x), visible))

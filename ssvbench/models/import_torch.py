@@ -15,6 +15,14 @@ Supported layouts (the architecture is chosen with ``--arch``; the layout is det
   bias (timm/MAE-ST style) is accepted: its key part is dropped, which changes nothing
   because a per-query constant added to all logits cancels in the softmax.
 
+torchvision's ``s3d`` layout is refused by name (its BatchNorm epsilon differs from the
+CoCLR S3D that ssvbench's ``s3d`` implements).
+
+Each source's input normalisation is recorded with the run (``config.model.input_norm``,
+see ``ssvbench.models.input_norm``): torchvision's Kinetics statistics for its video
+ResNets, ImageNet's for CoCLR and VideoMAE, 0.45/0.225 for pytorchvideo/SlowFast's Slow;
+``--input-norm`` or ``--input-mean/--input-std`` override it.
+
 Classifier heads are not part of a backbone and are dropped. Any other mismatch is an
 error listing every missing, unexpected and mis-shaped key. Nothing is downloaded.
 """
@@ -22,24 +30,33 @@ error listing every missing, unexpected and mis-shaped key. Nothing is downloade
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import pathlib
 import re
 from typing import Any, Callable
 
 import numpy as np
 
+from ssvbench import hashing
+from ssvbench.models import input_norm as input_norm_lib
+
 ARCHES = ("r3d_18", "mc3_18", "r2plus1d_18", "slow_r50", "vit3d_b16", "vit3d_s16", "s3d",
           "s3dg")
+# The pixel statistics each source trained with (see the module docstring).
+SOURCE_INPUT_NORM = {
+    "r3d_18": input_norm_lib.TORCHVISION_KINETICS,
+    "mc3_18": input_norm_lib.TORCHVISION_KINETICS,
+    "r2plus1d_18": input_norm_lib.TORCHVISION_KINETICS,
+    "slow_r50": input_norm_lib.SSVBENCH,  # pytorchvideo / SlowFast DATA.MEAN, DATA.STD.
+    "vit3d_b16": input_norm_lib.IMAGENET,  # VideoMAE: IMAGENET_DEFAULT_MEAN / _STD.
+    "vit3d_s16": input_norm_lib.IMAGENET,
+    "s3d": input_norm_lib.IMAGENET,  # CoCLR: T.Normalize(ImageNet mean, std).
+    "s3dg": input_norm_lib.IMAGENET,
+}
 # Containers that published checkpoints wrap their state dict in.
 _CONTAINER_KEYS = ("model_state", "state_dict", "model", "module")
 # ssvbench leaf name -> torch leaf name.
 _TORCH_LEAF = {"kernel": "weight", "scale": "weight", "bias": "bias",
                "mean": "running_mean", "var": "running_var"}
-_SAFETENSORS_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16,
-                       "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8,
-                       "U8": np.uint8, "BOOL": np.bool_}
 
 
 class CheckpointMismatchError(ValueError):
@@ -50,47 +67,27 @@ class CheckpointMismatchError(ValueError):
 
 
 def read_safetensors(path: str | pathlib.Path) -> dict[str, np.ndarray]:
-  """Reads a .safetensors file (8-byte header length, JSON header, raw little-endian data)."""
-  path = pathlib.Path(path)
-  data = path.read_bytes()
-  if len(data) < 8:
-    raise ValueError(f"{path}: too short to be a safetensors file")
-  header_length = int.from_bytes(data[:8], "little")
+  """Reads a .safetensors file into numpy arrays with the `safetensors` package.
+
+  bfloat16 tensors come back as float32 (ml_dtypes, which JAX brings, gives numpy the
+  bfloat16 type safetensors needs to read them; the widening is exact).
+  """
+  import ml_dtypes  # Registers bfloat16 with numpy before safetensors asks for it.
+  from safetensors import SafetensorError
+  from safetensors.numpy import load_file
   try:
-    header = json.loads(data[8:8 + header_length])
-  except (json.JSONDecodeError, UnicodeDecodeError) as error:
-    raise ValueError(f"{path}: safetensors header is not valid JSON ({error})") from None
-  body = memoryview(data)[8 + header_length:]
-  tensors = {}
-  for name, info in header.items():
-    if name == "__metadata__":
-      continue
-    begin, end = info["data_offsets"]
-    raw = body[begin:end]
-    if info["dtype"] == "BF16":  # bfloat16 is the top half of a float32.
-      array = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
-    elif info["dtype"] in _SAFETENSORS_DTYPES:
-      array = np.frombuffer(raw, np.dtype(_SAFETENSORS_DTYPES[info["dtype"]]).newbyteorder("<"))
-    else:
-      raise ValueError(f"{path}: tensor {name!r} has unsupported dtype {info['dtype']}")
-    tensors[name] = array.reshape(info["shape"]).copy()
-  return tensors
+    tensors = load_file(path)
+  except (SafetensorError, TypeError) as error:
+    raise ValueError(f"{path}: not a readable safetensors file ({error})") from None
+  return {name: (array.astype(np.float32) if array.dtype == ml_dtypes.bfloat16
+                 else np.array(array))
+          for name, array in tensors.items()}
 
 
 def write_safetensors(tensors: dict[str, np.ndarray], path: str | pathlib.Path) -> None:
-  """Writes float32/int arrays as .safetensors (for tests and for sharing converted weights)."""
-  names = {np.dtype(v): k for k, v in _SAFETENSORS_DTYPES.items()}
-  header, chunks, offset = {}, [], 0
-  for name, array in tensors.items():
-    array = np.ascontiguousarray(array)
-    raw = array.astype(array.dtype.newbyteorder("<")).tobytes()
-    header[name] = {"dtype": names[array.dtype], "shape": list(array.shape),
-                    "data_offsets": [offset, offset + len(raw)]}
-    chunks.append(raw)
-    offset += len(raw)
-  encoded = json.dumps(header).encode()
-  encoded += b" " * (-len(encoded) % 8)
-  pathlib.Path(path).write_bytes(len(encoded).to_bytes(8, "little") + encoded + b"".join(chunks))
+  """Writes numpy arrays as .safetensors (for tests and for sharing converted weights)."""
+  from safetensors.numpy import save_file
+  save_file({name: np.ascontiguousarray(array) for name, array in tensors.items()}, str(path))
 
 
 def read_torch(path: str | pathlib.Path) -> dict[str, Any]:
@@ -268,6 +265,12 @@ def detect_layout(arch: str, keys: set[str]) -> Layout:
                   _videomae_rules(prefix, final_norm), ignored=ignored,
                   overrides={"final_norm": final_norm})
   if arch in ("s3d", "s3dg"):
+    if any(re.fullmatch(r"features\.\d+\..*", k) for k in keys):
+      raise CheckpointMismatchError(
+          f"{arch}: this is torchvision's s3d layout (features.N...), which import-checkpoint "
+          "refuses: torchvision's S3D normalises with BatchNorm eps=1e-3, ssvbench's s3d "
+          "follows CoCLR's (torch's default eps=1e-5), so its weights would run with "
+          "different activations than they were trained with. Use a CoCLR S3D checkpoint.")
     return _coclr_layout(keys)
   raise ValueError(f"import-checkpoint: unknown --arch {arch!r}; valid: {', '.join(ARCHES)}")
 
@@ -364,7 +367,8 @@ def backbone_target_shapes(arch: str):
 
 
 def import_checkpoint(arch: str, source: str | pathlib.Path, out_dir: str | pathlib.Path,
-                      store_dir: str | pathlib.Path | None = None) -> dict[str, Any]:
+                      store_dir: str | pathlib.Path | None = None,
+                      input_norm: Any = None) -> dict[str, Any]:
   """Converts ``source`` and writes a ``random_init`` run with it into ``out_dir``.
 
   Args:
@@ -375,9 +379,12 @@ def import_checkpoint(arch: str, source: str | pathlib.Path, out_dir: str | path
       ``ssvbench evaluate`` then uses by default. Without it the run records no data
       and every evaluation names its dataset with ``evaluate --store``. (The imported
       model is a backbone without a classifier, so no class count is needed.)
+    input_norm: the pixel statistics the checkpoint was trained with (anything
+      ``input_norm.from_config`` accepts); default: the source's, SOURCE_INPUT_NORM[arch].
 
   Returns:
-    A summary: workdir, arch, layout, converted and ignored keys, source sha256.
+    A summary: workdir, arch, layout, input normalisation, converted and ignored keys,
+    source sha256.
   """
   import jax
   import ml_collections
@@ -388,6 +395,8 @@ def import_checkpoint(arch: str, source: str | pathlib.Path, out_dir: str | path
 
   if arch not in ARCHES:
     raise ValueError(f"import-checkpoint: unknown --arch {arch!r}; valid: {', '.join(ARCHES)}")
+  norm = (SOURCE_INPUT_NORM[arch] if input_norm is None
+          else input_norm_lib.from_config(input_norm))
   source, out_dir = pathlib.Path(source), pathlib.Path(out_dir)
   checkpoint_dir = out_dir / trainer.CHECKPOINT_SUBDIR
   if (out_dir / "config.json").exists() or (checkpoint_dir.is_dir()
@@ -401,9 +410,10 @@ def import_checkpoint(arch: str, source: str | pathlib.Path, out_dir: str | path
   config = recipes.synthactions_pretrain(
       "random_init", store_dir=str(store_dir) if store_dir is not None else "")
   config.model = ml_collections.ConfigDict(dict(backbone=arch, dtype="float32",
-                                                overrides=overrides))
+                                                overrides=overrides,
+                                                input_norm=norm.to_dict()))
   config.train.num_steps = 0
-  digest = hashlib.sha256(source.read_bytes()).hexdigest()
+  digest = hashing.file_sha256(source)
   config.imported_checkpoint = ml_collections.ConfigDict(dict(
       file=str(source.resolve()), sha256=digest, layout=layout))
 
@@ -439,4 +449,5 @@ def import_checkpoint(arch: str, source: str | pathlib.Path, out_dir: str | path
   finally:
     checkpointer.close()
   return {"workdir": str(out_dir), "arch": arch, "layout": layout, "overrides": overrides,
+          "input_norm": norm.to_dict(),
           "converted_tensors": len(arrays), "ignored_keys": ignored, "sha256": digest}

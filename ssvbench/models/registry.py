@@ -14,6 +14,7 @@ from typing import Callable
 import jax.numpy as jnp
 from flax import nnx
 
+from ssvbench.models import input_norm as input_norm_lib
 from ssvbench.models.conv import IMPLEMENTATIONS
 from ssvbench.models.resnet3d import ResNet3D, ResNet3DSpec
 
@@ -107,7 +108,7 @@ def backbone_spec(name: str, **overrides) -> ResNet3DSpec:
   return spec
 
 
-def build_backbone(name: str, *, rngs: nnx.Rngs, dtype=jnp.float32,
+def build_backbone(name: str, *, rngs: nnx.Rngs, dtype=jnp.float32, input_norm=None,
                    **overrides) -> nnx.Module:
   """Builds a named backbone: [B, T, H, W, 3] clips -> pooled [B, feature_dim] features.
 
@@ -115,18 +116,26 @@ def build_backbone(name: str, *, rngs: nnx.Rngs, dtype=jnp.float32,
     name: a name from ``available_backbones()`` (e.g. 'r3d_18', 'r3d_cpu').
     rngs: nnx.Rngs with a 'params' stream.
     dtype: compute dtype (jnp.float32 or jnp.bfloat16); parameters stay float32.
+    input_norm: the pixel statistics the network expects (`config.model.input_norm`: a
+      mapping with mean/std, a name from ``input_norm.NAMED``, or None for ssvbench's
+      default); kept on the module as ``input_norm``, where encoders read it.
     **overrides: architecture overrides (see ``backbone_spec``) and ``conv_impl``
       ('auto', 'native', ...; see ssvbench.models.conv).
 
   Returns:
-    An nnx.Module with an int ``feature_dim`` attribute; BatchNorm modes switch with
-    ``model.train()`` / ``model.eval()``.
+    An nnx.Module with an int ``feature_dim`` attribute and an ``input_norm``
+    (static: not a weight); BatchNorm modes switch with ``model.train()`` /
+    ``model.eval()``.
   """
+  norm = input_norm_lib.from_config(input_norm)
   families = _other_families()
   if name in families:
-    return families[name].build(name, rngs=rngs, dtype=dtype, **overrides)
-  conv_impl = overrides.pop("conv_impl", "auto")
-  if conv_impl not in IMPLEMENTATIONS:
-    raise ValueError(f"build_backbone: conv_impl {conv_impl!r}; valid: {IMPLEMENTATIONS}")
-  spec = backbone_spec(name, **overrides)
-  return ResNet3D(spec, rngs=rngs, dtype=dtype, conv_impl=conv_impl)
+    backbone = families[name].build(name, rngs=rngs, dtype=dtype, **overrides)
+  else:
+    conv_impl = overrides.pop("conv_impl", "auto")
+    if conv_impl not in IMPLEMENTATIONS:
+      raise ValueError(f"build_backbone: conv_impl {conv_impl!r}; valid: {IMPLEMENTATIONS}")
+    spec = backbone_spec(name, **overrides)
+    backbone = ResNet3D(spec, rngs=rngs, dtype=dtype, conv_impl=conv_impl)
+  backbone.input_norm = norm
+  return backbone

@@ -1,58 +1,46 @@
-"""TensorBoard scalar summaries, written without TensorFlow.
+"""TensorBoard scalar summaries through tensorboard's own TensorFlow-free event writer.
 
-Why: clu's metric writers go through TensorFlow, whose import costs about 6 s in every
-process that trains (the quickstart, each test process, every `ssvbench pretrain`), for a
-few scalars a step. An event file is a simple format: a sequence of TFRecords (length,
-masked CRC-32C of the length, payload, masked CRC-32C of the payload), each payload an
-`Event` protocol buffer; the first event names the file version, the others carry a
-`Summary` of scalar values. The protocol buffers come from the `tensorboard` package
-(pure Python), so TensorBoard reads these files as it reads TensorFlow's.
+Why this module: the trainer logs a few scalars a step and should not import TensorFlow
+(about 6 s in every process that trains) to do so. `tensorboard`'s
+`EventFileWriter` writes the event files (TFRecord framing with masked CRC-32C, an
+`Event` protocol buffer per record) through its TensorFlow stub when TensorFlow is not
+installed, which ssvbench no longer requires. (With TensorFlow installed, tensorboard
+prefers it and the first write imports it: slower, same files.)
+
+`ScalarWriter` keeps the interface the trainer's MetricLogger uses: one new event file
+per writer in `logdir`, its path in `.path`, `write_scalars(step, scalars)`, `flush()`,
+`close()`. `crc32c`, `masked_crc32c` and `tfrecord` remain as thin names for the
+framing tensorboard applies, for tests and readers.
 """
 
 from __future__ import annotations
 
-import os
+import io
 import pathlib
-import socket
-import struct
 import time
 from typing import Mapping
 
 from tensorboard.compat.proto import event_pb2, summary_pb2
-
-
-def _crc32c_table() -> list[int]:
-  table = []
-  for byte in range(256):
-    crc = byte
-    for _ in range(8):
-      crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1  # Castagnoli, reflected.
-    table.append(crc)
-  return table
-
-
-_TABLE = _crc32c_table()
+from tensorboard.compat.tensorflow_stub import pywrap_tensorflow
+from tensorboard.summary.writer import event_file_writer, record_writer
 
 
 def crc32c(data: bytes) -> int:
-  """CRC-32C (Castagnoli) of `data`; payloads here are a few hundred bytes."""
-  crc = 0xFFFFFFFF
-  for byte in data:
-    crc = _TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-  return crc ^ 0xFFFFFFFF
+  """CRC-32C (Castagnoli) of `data`, as tensorboard computes it."""
+  return pywrap_tensorflow.crc32c(data)
 
 
 def masked_crc32c(data: bytes) -> int:
   """The TFRecord checksum: the CRC rotated right by 15 bits plus a constant."""
-  crc = crc32c(data)
-  return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+  return pywrap_tensorflow.masked_crc32c(data)
 
 
 def tfrecord(payload: bytes) -> bytes:
-  """One TFRecord: uint64 length, its masked CRC, the payload, the payload's masked CRC."""
-  length = struct.pack("<Q", len(payload))
-  return (length + struct.pack("<I", masked_crc32c(length)) + payload
-          + struct.pack("<I", masked_crc32c(payload)))
+  """One TFRecord (length, its masked CRC, payload, the payload's masked CRC), framed by
+  tensorboard's RecordWriter."""
+  buffer = io.BytesIO()
+  record_writer.RecordWriter(buffer).write(payload)
+  return buffer.getvalue()
 
 
 class ScalarWriter:
@@ -61,25 +49,23 @@ class ScalarWriter:
   def __init__(self, logdir: str | pathlib.Path):
     logdir = pathlib.Path(logdir)
     logdir.mkdir(parents=True, exist_ok=True)
-    # TensorBoard's naming: events.out.tfevents.<seconds>.<host>[.<suffix>]; the pid
-    # keeps two writers started in the same second apart.
-    name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}"
-    self.path = logdir / name
-    self._file = open(self.path, "ab")
-    self._write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
-    self.flush()
-
-  def _write(self, event: event_pb2.Event) -> None:
-    self._file.write(tfrecord(event.SerializeToString()))
+    before = set(logdir.glob("events.out.tfevents.*"))
+    # flush_secs: the writer's thread also flushes on its own; MetricLogger flushes at
+    # every logged step anyway.
+    self._writer = event_file_writer.EventFileWriter(str(logdir), flush_secs=30)
+    # The writer names its file (events.out.tfevents.<time>.<host>.<pid>.<n>) and has
+    # created it, with the file-version event, by now: the one new file is ours.
+    created = sorted(set(logdir.glob("events.out.tfevents.*")) - before)
+    self.path = created[-1] if created else None
 
   def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
     values = [summary_pb2.Summary.Value(tag=tag, simple_value=float(value))
               for tag, value in scalars.items()]
-    self._write(event_pb2.Event(wall_time=time.time(), step=int(step),
-                                summary=summary_pb2.Summary(value=values)))
+    self._writer.add_event(event_pb2.Event(wall_time=time.time(), step=int(step),
+                                           summary=summary_pb2.Summary(value=values)))
 
   def flush(self) -> None:
-    self._file.flush()
+    self._writer.flush()
 
   def close(self) -> None:
-    self._file.close()
+    self._writer.close()

@@ -53,7 +53,8 @@ def build_model(config: ml_collections.ConfigDict, num_classes: int):
                   dropout=jax.random.key(config.seed + 1, impl="rbg"))
   dtype = jnp.dtype(config.model.get("dtype", "float32"))
   overrides = dict(config.model.get("overrides", {}) or {})
-  backbone = models.build_backbone(config.model.backbone, rngs=rngs, dtype=dtype, **overrides)
+  backbone = models.build_backbone(config.model.backbone, rngs=rngs, dtype=dtype,
+                                   input_norm=config.model.get("input_norm", None), **overrides)
   return method, method.build_model(backbone, num_classes, rngs)
 
 

@@ -381,3 +381,38 @@ def test_coclr_s3dg_inside_a_pretraining_checkpoint(flax_features):
   got = flax_features("s3dg", wrapped, clips, expected_layout="coclr[encoder_q.0]")
   assert got.shape == (2, 1024)
   np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_imported_coclr_s3d_on_raw_clips_matches_coclr_preprocessing(tmp_path, capsys):
+  """Raw uint8 clips through each side with its own normalisation: the run's (ImageNet's,
+  recorded by import-checkpoint for CoCLR) and CoCLR's (pixels to [0, 1], then
+  T.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]) per channel)."""
+  import json
+  import jax
+  from flax import nnx
+  from ssvbench import cli
+  from ssvbench.methods import base as methods_base
+  from ssvbench.train import trainer
+  torch.manual_seed(5)
+  model = CoCLRS3D(gating=False)
+  randomize_batch_norms(model, 5)
+  model.eval()
+  state = {f"encoder_q.0.{k}": torch.from_numpy(v)
+           for k, v in torch_state_dict(model).items()}
+  torch.save({"epoch": 1, "state_dict": state}, tmp_path / "coclr.pth.tar")
+  out = tmp_path / "imported"
+  assert cli.main(["import-checkpoint", "--arch", "s3d", "--from",
+                   str(tmp_path / "coclr.pth.tar"), "--out", str(out)]) == 0
+  summary = json.loads(capsys.readouterr().out)
+  assert summary["input_norm"]["mean"] == [0.485, 0.456, 0.406]
+  raw = np.random.default_rng(8).integers(0, 256, (2, 8, 32, 32, 3), dtype=np.uint8)
+  mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1, 1)
+  std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1, 1)
+  with torch.no_grad():
+    x = torch.from_numpy(raw).permute(0, 4, 1, 2, 3).float() / 255.0  # [B, C, T, H, W]
+    expected = model((x - mean) / std).numpy()
+  _, restored, _ = trainer.load_trained_model(out)
+  graphdef, params = nnx.split(restored.backbone)
+  got = np.asarray(jax.jit(lambda s, c: methods_base.encode_views(nnx.merge(graphdef, s), c))(
+      params, raw[:, None]))[:, 0]
+  np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)

@@ -74,3 +74,42 @@ def test_import_checkpoint_cli_then_evaluate(tiny_store, tmp_path, capsys):
                    "--no-progress"]) == 0
   metrics = json.loads(capsys.readouterr().out)
   assert any(name.startswith("knn") for name in metrics)
+
+
+def test_imported_r3d_18_on_raw_clips_matches_torchvision_preprocessing(tmp_path, capsys):
+  """Raw uint8 clips through each side with its own normalisation: the imported run's
+  (recorded by import-checkpoint from the source architecture) and torchvision's own
+  (the published weights' transforms: pixels to [0, 1], Kinetics mean/std)."""
+  from ssvbench.methods import base as methods_base
+  torch.manual_seed(6)
+  model = torchvision.models.video.r3d_18(weights=None)
+  randomize_batch_norms(model, 6)
+  model.eval()
+  torch.save(model.state_dict(), tmp_path / "r3d.pth")
+  model.fc = torch.nn.Identity()
+  out = tmp_path / "imported"
+  assert cli.main(["import-checkpoint", "--arch", "r3d_18", "--from", str(tmp_path / "r3d.pth"),
+                   "--out", str(out)]) == 0
+  summary = json.loads(capsys.readouterr().out)
+  preprocess = torchvision.models.video.R3D_18_Weights.KINETICS400_V1.transforms()
+  assert summary["input_norm"]["mean"] == pytest.approx(list(preprocess.mean))
+  assert summary["input_norm"]["std"] == pytest.approx(list(preprocess.std))
+  config = json.loads((out / "config.json").read_text())
+  assert config["model"]["input_norm"] == summary["input_norm"]
+
+  raw = np.random.default_rng(7).integers(0, 256, (2, 8, 32, 32, 3), dtype=np.uint8)
+  with torch.no_grad():
+    x = torch.from_numpy(raw).permute(0, 1, 4, 2, 3).float() / 255.0  # [B, T, C, H, W]
+    x = torchvision.transforms.functional.normalize(x, preprocess.mean, preprocess.std)
+    expected = model(x.permute(0, 2, 1, 3, 4).contiguous()).numpy()
+  _, restored, _ = trainer.load_trained_model(out)
+  graphdef, state = nnx.split(restored.backbone)
+  encode = jax.jit(lambda s, c: methods_base.encode_views(nnx.merge(graphdef, s), c))
+  got = np.asarray(encode(state, raw[:, None]))[:, 0]
+  np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
+  # ssvbench's own convention would feed these weights shifted inputs: visibly different.
+  restored.backbone.input_norm = methods_base.input_norm_lib.SSVBENCH
+  graphdef, state = nnx.split(restored.backbone)
+  shifted = np.asarray(jax.jit(lambda s, c: methods_base.encode_views(
+      nnx.merge(graphdef, s), c))(state, raw[:, None]))[:, 0]
+  assert np.abs(shifted - expected).max() > 100 * np.abs(got - expected).max()

@@ -27,7 +27,8 @@ def get_config(arg=None):
       backbone="vit3d_tiny" if runlocal else "vit3d_cpu", dtype="float32",
       # 2x4x4 tubelets: the recipe's 8x16x16 clips then give 4x4x4 = 64 tokens (with
       # the variant's 2x8x8, 16 tokens, of which 90% masking would leave 1 or 2).
-      overrides=dict(final_norm="tokens", tubelet=(2, 4, 4))))
+      overrides=dict(final_norm="tokens", tubelet=(2, 4, 4)),
+      input_norm=recipes.DEFAULT_INPUT_NORM))
   config.data.augment = dict(enabled=True, crop_scale=(0.3, 1.0), crop_aspect=(0.75, 1.333),
                              flip_prob=0.5, color_jitter_prob=0.0, grayscale_prob=0.0)
   config.optim.lr = 1e-3

@@ -29,6 +29,8 @@ Variants (comma-separated): `rho4` (4 clips per video), `runlocal` (CPU smoke ru
 
 import ml_collections
 
+from ssvbench import recipes
+
 VARIANTS = ("rho4", "runlocal")
 TRAIN_CLIPS = 240_258  # Kinetics-400 train clips of the common mirror (PROTOCOLS.md).
 BATCH, EPOCHS, WARMUP_EPOCHS = 64, 200, 35
@@ -47,7 +49,8 @@ def get_config(arg=None):
       augment=dict(enabled=True, crop_scale=(0.2, 0.766), crop_aspect=(0.75, 1.3333),
                    flip_prob=0.5, color_jitter_prob=0.8, brightness=0.6, contrast=0.6,
                    saturation=0.6, hue=0.15, grayscale_prob=0.2)))
-  config.model = ml_collections.ConfigDict(dict(backbone="slow_r50", dtype="bfloat16"))
+  config.model = ml_collections.ConfigDict(dict(backbone="slow_r50", dtype="bfloat16",
+                                                input_norm=recipes.DEFAULT_INPUT_NORM))
   config.method = ml_collections.ConfigDict(dict(
       name="moco_v2", temperature=0.1, queue_size=65536, momentum=0.994,
       momentum_schedule="cosine", momentum_steps=0, num_views=4 if "rho4" in variants else 2,

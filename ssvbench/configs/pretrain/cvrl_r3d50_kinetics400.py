@@ -28,6 +28,8 @@ Smoke run: `:runlocal`.
 
 import ml_collections
 
+from ssvbench import recipes
+
 VARIANTS = (None, "runlocal")
 TRAIN_CLIPS = 240_258
 BATCH, EPOCHS, WARMUP_EPOCHS = 1024, 200, 5
@@ -43,7 +45,8 @@ def get_config(arg=None):
       crop_size=224, worker_count=8, augment=dict(enabled=True)))
   config.model = ml_collections.ConfigDict(dict(
       backbone="r3d_50", dtype="bfloat16",
-      overrides=dict(stem_kernel=(5, 7, 7), stem_strides=(2, 2, 2))))
+      overrides=dict(stem_kernel=(5, 7, 7), stem_strides=(2, 2, 2)),
+      input_norm=recipes.DEFAULT_INPUT_NORM))
   config.method = ml_collections.ConfigDict(dict(
       name="simclr", temperature=0.1, num_views=2, proj_hidden_dim=2048, proj_dim=128,
       proj_depth=3))
@@ -60,7 +63,8 @@ def get_config(arg=None):
   config.param_sharding = "replicated"
   if arg == "runlocal":
     config.data.update(dict(num_frames=8, frame_stride=2, crop_size=32, worker_count=0))
-    config.model = ml_collections.ConfigDict(dict(backbone="r3d_tiny", dtype="float32"))
+    config.model = ml_collections.ConfigDict(dict(backbone="r3d_tiny", dtype="float32",
+                                                  input_norm=recipes.DEFAULT_INPUT_NORM))
     config.method.update(dict(proj_hidden_dim=64))
     config.train.update(dict(batch_size=8, num_steps=4, log_every=2, checkpoint_every=2))
     config.optim.warmup_steps = 1

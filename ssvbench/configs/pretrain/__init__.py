@@ -1,0 +1,1 @@
+"""The shipped pre-training recipes (`ssvbench pretrain --config NAME[:runlocal]`)."""

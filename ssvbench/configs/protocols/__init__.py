@@ -1,0 +1,1 @@
+"""The versioned evaluation protocols (`ssvbench evaluate --protocol NAME`)."""

@@ -110,7 +110,8 @@ def _prepare_synthactions(args, overrides) -> int:
 def cmd_pretrain(args, overrides) -> int:
   from ssvbench.train import trainer
   config = _load_config(args.config, overrides)
-  result = trainer.train(config, args.workdir, resume=args.resume, progress=not args.no_progress)
+  result = trainer.train(config, args.workdir, resume=args.resume, progress=not args.no_progress,
+                         allow_changes=tuple(args.allow_change or ()))
   print(json.dumps({"workdir": str(result.workdir), "step": result.step,
                     "metrics": result.last_metrics}, indent=2))
   return 0
@@ -226,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
   _add_config_argument(p, None)
   p.add_argument("--workdir", required=True, help="checkpoints, metrics.jsonl, TensorBoard")
   p.add_argument("--resume", action="store_true", help="continue the latest checkpoint exactly")
+  p.add_argument("--allow-change", action="append", metavar="KEY", help="with --resume: let "
+                 "this config key (or prefix, e.g. train.num_steps) differ from the run's "
+                 "config.json; the change is recorded in config_changes.jsonl (repeatable)")
   p.add_argument("--no-progress", action="store_true")
   p.set_defaults(func=cmd_pretrain)
 
@@ -299,13 +303,8 @@ def main(argv: list[str] | None = None) -> int:
   if args.command in ("quickstart", "pretrain", "evaluate"):
     from ssvbench import runtime
     runtime.configure_jax()
-  try:
-    return args.func(args, overrides)
-  except (config_lib.ConfigError, FileNotFoundError, FileExistsError, ValueError) as e:
-    if args.verbose:
-      raise
-    print(f"ssvbench {args.command}: error: {e}", file=sys.stderr)
-    return 2
+  from ssvbench import failures
+  return failures.run_command(args, overrides)
 
 
 if __name__ == "__main__":

@@ -186,3 +186,111 @@ def test_divergence_skip_mode_skips_and_counts(tiny_store, tmp_path):
   assert [r["step"] for r in records] == list(range(1, STEPS + 1))
   assert sum(r.get("skipped_steps") or 0 for r in records) >= 1
   assert _finite(tmp_path / "skip")
+
+
+# ------------------------------------------------------------------------- resume
+
+
+@pytest.fixture(scope="module")
+def crashed_run(tiny_store, tmp_path_factory):
+  """A run that died after step 4 with its last checkpoint at step 2 and a save of step 4
+  cut short: its metrics and TensorBoard hold steps 3-4, which the resume repeats."""
+  workdir = tmp_path_factory.mktemp("crashed") / "run"
+  config = _config(tiny_store, num_steps=4, checkpoint_every=2, keep_checkpoints=3)
+  trainer.train(config, workdir, progress=False)
+  checkpoints = workdir / "checkpoints"
+  (checkpoints / "4").rename(checkpoints / "4.orbax-checkpoint-tmp-1234")
+  return workdir, config
+
+
+def test_resume_after_a_crash_repeats_no_step_and_removes_stale_saves(crashed_run):
+  from tensorboard.backend.event_processing import event_accumulator
+  workdir, config = crashed_run
+  trainer.train(config, workdir, resume=True, progress=False)
+  assert [r["step"] for r in _records(workdir)] == [1, 2, 3, 4]
+  assert not list((workdir / "checkpoints").glob("*tmp*"))
+  assert len(list((workdir / "tensorboard").glob("events.*"))) == 2
+  events = event_accumulator.EventAccumulator(str(workdir / "tensorboard"))
+  events.Reload()
+  assert [e.step for e in events.Scalars("loss")] == [1, 2, 3, 4]
+
+
+def test_resume_with_a_changed_config_is_refused_or_recorded(crashed_run):
+  workdir, config = crashed_run
+  changed = _config(pathlib.Path(config.data.store_dir), num_steps=6, checkpoint_every=2,
+                    keep_checkpoints=3)
+  changed.optim.lr = 1e-4
+  before = (workdir / "config.json").read_text()
+  with pytest.raises(ValueError, match=r"optim\.lr.*train\.num_steps"):
+    trainer.train(changed, workdir, resume=True, progress=False)
+  assert (workdir / "config.json").read_text() == before
+  # Allowed explicitly (here changes that need no new compile): recorded, then applied.
+  allowed = _config(pathlib.Path(config.data.store_dir), num_steps=4, checkpoint_every=2,
+                    keep_checkpoints=5, log_every=2)
+  trainer.train(allowed, workdir, resume=True, progress=False, allow_changes=("train",))
+  history = [json.loads(line) for line in (workdir / "config_changes.jsonl").read_text()
+             .splitlines()]
+  assert history[-1]["step"] == 4
+  assert history[-1]["changes"] == {"train.keep_checkpoints": {"old": 3, "new": 5},
+                                    "train.log_every": {"old": 1, "new": 2}}
+  assert json.loads((workdir / "config.json").read_text())["train"]["log_every"] == 2
+
+
+def test_resume_with_another_architecture_is_one_line(crashed_run, capsys, monkeypatch):
+  workdir, config = crashed_run
+  store = config.data.store_dir
+  code, err = _cli(["pretrain", "--config", "configs/pretrain/simclr_r3d_synthactions.py:runlocal",
+                    f"--config.data.store_dir={store}", "--config.method.proj_dim=64",
+                    "--workdir", str(workdir), "--resume", "--allow-change", "method",
+                    "--allow-change", "train", "--allow-change", "optim"], capsys, monkeypatch)
+  assert code == 2
+  assert len(err.strip().splitlines()) == 1 and "does not fit" in err, err
+
+
+# ------------------------------------------------------------------------- config and CLI
+
+
+def _pretrain_argv(config, workdir, *extra):
+  return ["pretrain", "--config", str(config), "--workdir", str(workdir), "--no-progress",
+          *extra]
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("def get_config(arg=None)\n  return 1\n", ":1: syntax error"),
+    ("import ml_collections\n\ndef get_config(arg=None):\n  raise RuntimeError('boom')\n",
+     ":4: RuntimeError: boom"),
+])
+def test_broken_config_file_is_one_line_with_its_line(body, expected, tmp_path, capsys,
+                                                      monkeypatch):
+  config = tmp_path / "broken.py"
+  config.write_text(body)
+  code, err = _cli(_pretrain_argv(config, tmp_path / "w"), capsys, monkeypatch)
+  assert code == 2
+  assert len(err.strip().splitlines()) == 1 and f"{config}{expected}" in err, err
+  assert not (tmp_path / "w").exists()
+
+
+def test_unknown_variant_lists_the_valid_ones(tmp_path, capsys, monkeypatch):
+  code, err = _cli(_pretrain_argv("configs/pretrain/simclr_r3d_synthactions.py:runlokal",
+                                  tmp_path / "w"), capsys, monkeypatch)
+  assert code == 2 and "'runlokal'" in err and "valid: runlocal" in err, err
+  assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("override", ["--config.train.num_steps=-3",
+                                      "--config.train.num_steps=0"])
+def test_non_positive_steps_are_refused(override, tiny_store, tmp_path, capsys, monkeypatch):
+  code, err = _cli(_pretrain_argv("configs/pretrain/simclr_r3d_synthactions.py:runlocal",
+                                  tmp_path / "w", f"--config.data.store_dir={tiny_store}",
+                                  override), capsys, monkeypatch)
+  assert code == 2 and "num_steps" in err and len(err.strip().splitlines()) == 1, err
+  assert not (tmp_path / "w").exists()
+
+
+def test_pretrain_before_prepare_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch):
+  code, err = _cli(_pretrain_argv("configs/pretrain/simclr_r3d_synthactions.py:runlocal",
+                                  tmp_path / "w",
+                                  f"--config.data.store_dir={tmp_path / 'no_store'}"),
+                   capsys, monkeypatch)
+  assert code == 2 and "ssvbench prepare" in err and len(err.strip().splitlines()) == 1, err
+  assert not (tmp_path / "w").exists()

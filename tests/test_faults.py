@@ -294,3 +294,89 @@ def test_pretrain_before_prepare_is_one_line_and_writes_nothing(tmp_path, capsys
                    capsys, monkeypatch)
   assert code == 2 and "ssvbench prepare" in err and len(err.strip().splitlines()) == 1, err
   assert not (tmp_path / "w").exists()
+
+
+# ------------------------------------------------------------------------- evaluate-features
+
+
+def _features(path, labels, dim=8, seed=0, **extra):
+  rng = np.random.default_rng(seed)
+  np.savez(path, features=rng.normal(size=(len(labels), dim)).astype(np.float32),
+           labels=np.asarray(labels), **extra)
+  return path
+
+
+@pytest.fixture
+def train_npz(tmp_path):
+  return _features(tmp_path / "train.npz", np.arange(40) % 4,
+                   groups=np.array([f"g{i // 2}" for i in range(40)]))
+
+
+def _bad_inputs(tmp_path):
+  good = _features(tmp_path / "good.npz", np.arange(20) % 4)
+  data = good.read_bytes()
+  (tmp_path / "zero.npz").write_bytes(b"")
+  (tmp_path / "truncated.npz").write_bytes(data[:len(data) // 2])
+  np.save(tmp_path / "array.npy", np.zeros((20, 8), np.float32))
+  (tmp_path / "text.npz").write_text("video_id,label\nv1,0\n")
+  _features(tmp_path / "strings.npz", np.array(["a", "b", "c", "d"] * 5))
+  return {"zero.npz": "empty (0 bytes)", "truncated.npz": "truncated or corrupt",
+          "array.npy": "single .npy array", "text.npz": "not an .npz file",
+          "strings.npz": "must be integer"}
+
+
+@pytest.mark.parametrize("protocol", ["synthactions:runlocal", "ucf101:runlocal"])
+def test_bad_feature_files_are_one_line(protocol, train_npz, tmp_path, capsys, monkeypatch):
+  for name, expected in _bad_inputs(tmp_path).items():
+    code, err = _cli(["evaluate-features", "--protocol", protocol, "--train", str(train_npz),
+                      "--test", str(tmp_path / name)], capsys, monkeypatch)
+    assert code == 2, (name, err)
+    assert len(err.strip().splitlines()) == 1 and expected in err, (name, err)
+    assert "pickled" not in err
+
+
+def test_labels_outside_a_fixed_class_list_are_an_error(train_npz, tmp_path):
+  from ssvbench.evaluators import evaluate_features, features
+  stray = _features(tmp_path / "stray.npz", [0, 1, 2, 3] * 4 + [0, 1, 2, 101])
+  with pytest.raises(features.FeatureError, match="label 101"):
+    evaluate_features.evaluate_features("ucf101:runlocal", train_npz, stray, only=("knn",))
+
+
+def test_test_classes_unseen_in_train_are_a_recorded_warning(train_npz, tmp_path):
+  from ssvbench.evaluators import evaluate_features
+  unseen = _features(tmp_path / "unseen.npz", [0, 1, 2, 3] * 4 + [0, 1, 2, 57])
+  result = evaluate_features.evaluate_features("synthactions:runlocal", train_npz, unseen,
+                                               only=("knn",))
+  assert any("absent from train [57]" in w for w in result["warnings"])
+
+
+def test_out_is_never_overwritten_unless_asked(train_npz, tmp_path, capsys, monkeypatch):
+  import threading
+  from ssvbench.evaluators import feature_inputs, features
+  out = tmp_path / "result.json"
+  out.write_text("{\"earlier\": 1}\n")
+  test_npz = _features(tmp_path / "test.npz", np.arange(20) % 4, seed=1)
+  code, err = _cli(["evaluate-features", "--protocol", "synthactions:runlocal", "--train",
+                    str(train_npz), "--test", str(test_npz), "--out", str(out)],
+                   capsys, monkeypatch)
+  assert code == 2 and "--overwrite" in err
+  assert out.read_text() == "{\"earlier\": 1}\n"
+  # Concurrent writers of one --out: exactly one result lands, whole; the others fail.
+  fresh = tmp_path / "concurrent.json"
+  outcomes = []
+
+  def write(i):
+    try:
+      feature_inputs.write_out(fresh, json.dumps({"run": i}) * 1000, overwrite=False)
+      outcomes.append("ok")
+    except features.FeatureError:
+      outcomes.append("refused")
+
+  threads = [threading.Thread(target=write, args=(i,)) for i in range(3)]
+  for thread in threads:
+    thread.start()
+  for thread in threads:
+    thread.join()
+  assert sorted(outcomes) == ["ok", "refused", "refused"]
+  assert fresh.read_text() in [json.dumps({"run": i}) * 1000 for i in range(3)]
+  assert not list(tmp_path.glob("concurrent.json.*"))

@@ -77,12 +77,23 @@ def cmd_prepare(args, overrides) -> int:
       # split 1 and the 3-split mean apart.
       official_split=args.split if spec.official_splits else None,
       official_split_files=report["official_split_files"],
-      progress=not args.no_progress)
+      progress=not args.no_progress, min_frames=_clip_span(args.dataset))
   print(json.dumps({"manifest_hash": manifest["manifest_hash"],
                     "official_split": manifest.get("official_split"),
                     "official_split_files": manifest.get("official_split_files"),
-                    "counts": manifest["counts"]}, indent=2))
+                    "counts": manifest["counts"],
+                    **({"short_videos": manifest["short_videos"]}
+                       if "short_videos" in manifest else {})}, indent=2))
   return 0
+
+
+def _clip_span(dataset: str) -> int:
+  """Frames one clip of the dataset's protocol spans (shorter videos are flagged)."""
+  from ssvbench.evaluators import protocol as protocol_lib
+  if dataset not in protocol_lib.available_protocols():
+    return 2
+  views = protocol_lib.load_protocol(dataset).views
+  return max(2, int(views.num_frames) * int(views.get("frame_stride", 1)))
 
 
 def _prepare_synthactions(args, overrides) -> int:

@@ -398,3 +398,34 @@ def test_leaderboard_skips_a_torn_last_line(tmp_path, capsys, monkeypatch, caplo
   assert code == 0, err
   assert f"{path}:2: skipping a truncated record" in caplog.text
   assert [r["run_name"] for r in records.load_records(path)] == ["a"]
+
+
+# ------------------------------------------------------------------------- prepare
+
+
+def test_prepare_flags_videos_shorter_than_a_clip(tiny_store, tmp_path, capsys):
+  import shutil
+  import av
+  from ssvbench.data import prepare, sources
+  source = tmp_path / "source"
+  shutil.copytree(tiny_store.parent / "source", source)
+  victim = sorted((source / "videos").rglob("*.avi"))[0]
+  with av.open(str(victim)) as container:
+    first = next(container.decode(video=0)).to_ndarray(format="rgb24")
+  with av.open(str(victim), "w", format="avi") as container:  # A 1-frame video.
+    stream = container.add_stream("mpeg4", rate=8)
+    stream.width, stream.height = first.shape[1], first.shape[0]
+    stream.pix_fmt = "yuv420p"
+    container.mux(stream.encode(av.VideoFrame.from_ndarray(first, format="rgb24")))
+    container.mux(stream.encode(None))
+  index, find_video = sources.load_index("synthactions", source / "videos",
+                                         source / "ucfTrainTestlist")
+  manifest = prepare.prepare_dataset(index, source / "videos", tmp_path / "store",
+                                     find_video=find_video, progress=False, min_frames=16)
+  flagged = [v for v in manifest["videos"] if "warning" in v]
+  assert [v["path"] for v in flagged] == [str(victim.relative_to(source / "videos"))]
+  assert flagged[0]["num_frames"] == 1 and "repeat frames" in flagged[0]["warning"]
+  assert manifest["short_videos"] == {"count": 1, "min_frames": 16}
+  assert "1 video(s) shorter than 16 frames" in capsys.readouterr().err
+  # A store without short videos keeps the manifest (and hash) it always had.
+  assert "short_videos" not in json.loads((tiny_store / "manifest.json").read_text())

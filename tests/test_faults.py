@@ -429,3 +429,45 @@ def test_prepare_flags_videos_shorter_than_a_clip(tiny_store, tmp_path, capsys):
   assert "1 video(s) shorter than 16 frames" in capsys.readouterr().err
   # A store without short videos keeps the manifest (and hash) it always had.
   assert "short_videos" not in json.loads((tiny_store / "manifest.json").read_text())
+
+
+# ------------------------------------------------------------------------- disk full
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+  """A real 16 MB filesystem (tmpfs), where mounting one is allowed."""
+  mount_point = tmp_path / "disk"
+  mount_point.mkdir()
+  try:
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount_point)],
+                          capture_output=True, text=True)
+  except FileNotFoundError:
+    pytest.skip("no `mount` command on this platform")
+  if done.returncode:
+    pytest.skip(f"cannot mount a small tmpfs here (needs root): {done.stderr.strip()}")
+  yield mount_point
+  subprocess.run(["umount", str(mount_point)], check=False)
+
+
+def test_disk_full_during_a_checkpoint_is_one_line(small_disk, tiny_store, capsys, monkeypatch):
+  original_save = checkpoint_lib.Checkpointer.save
+
+  def save_then_fill_the_disk(self, step, state, data_iterator=None):
+    original_save(self, step, state, data_iterator)
+    if step == 2:  # Leave room for the logs, not for another checkpoint (~3 MB).
+      free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
+      (small_disk / "filler").write_bytes(b"\0" * (free - 256 * 1024))
+
+  monkeypatch.setattr(checkpoint_lib.Checkpointer, "save", save_then_fill_the_disk)
+  workdir = small_disk / "run"
+  code, err = _cli(["pretrain", "--config", "configs/pretrain/simclr_r3d_synthactions.py:runlocal",
+                    f"--config.data.store_dir={tiny_store}", f"--config.train.num_steps={STEPS}",
+                    "--config.train.log_every=1", "--config.train.checkpoint_every=2",
+                    "--workdir", str(workdir), "--no-progress"], capsys, monkeypatch)
+  assert code == 2
+  assert len(err.strip().splitlines()) == 1, err
+  assert "no space left" in err and str(workdir / "checkpoints") in err
+  assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == ["2"]  # No tmp left.
+  monkeypatch.undo()
+  assert _weights(workdir)[0] == 2  # The earlier checkpoint is intact.

@@ -8,6 +8,7 @@ that would have come next; a model resumed without its data order is not the sam
 from __future__ import annotations
 
 import errno
+import logging
 import pathlib
 import shutil
 from typing import Any
@@ -17,8 +18,48 @@ import jax
 import orbax.checkpoint as ocp
 
 
+def _is_disk_full(error: BaseException) -> bool:
+  """ENOSPC/EDQUOT as an OSError, or as tensorstore reports it (a ValueError whose text
+  carries the OS error)."""
+  if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+    return True
+  text = str(error)
+  return "No space left on device" in text or "Disk quota exceeded" in text
+
+
+class _HeldLogs(logging.Filter):
+  """Holds orbax's (absl) log records during a save: a failed save logs its exception
+  from every background thread (a full disk gave 10 tracebacks). The exception itself
+  is raised either way; the held records are replayed only for failures that are not
+  explained in one line."""
+
+  def __init__(self):
+    super().__init__()
+    self.records: list[logging.LogRecord] = []
+    self._logger = logging.getLogger("absl")
+
+  def filter(self, record):
+    self.records.append(record)
+    return False
+
+  def __enter__(self):
+    self._logger.addFilter(self)
+    return self
+
+  def __exit__(self, *exc):
+    self._logger.removeFilter(self)
+
+  def replay(self):
+    for record in self.records:
+      self._logger.handle(record)
+    self.records = []
+
+
 class DiskFullError(OSError):
-  """A save failed for lack of space; the message names the folder (one line)."""
+  """A save failed for lack of space; the message names the folder (one line). The
+  command exits with status 2 (ssvbench.failures)."""
+
+  exit_code = 2
 
 
 def has_checkpoints(directory: str | pathlib.Path) -> bool:
@@ -54,17 +95,24 @@ class Checkpointer:
     items = {"state": ocp.args.StandardSave(state)}
     if data_iterator is not None:
       items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
+    held = _HeldLogs()
     try:
-      self._manager.save(step, args=ocp.args.Composite(**items))
-      self._manager.wait_until_finished()
-    except OSError as error:
-      if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+      with held:
+        self._manager.save(step, args=ocp.args.Composite(**items))
+        self._manager.wait_until_finished()
+    except (OSError, ValueError) as error:
+      if not _is_disk_full(error):
+        held.replay()
         raise
       self._remove_temporary(step)
       raise DiskFullError(f"no space left on the device of {self.directory} while saving "
                           f"checkpoint step {step}; its temporary files were removed, the "
                           f"earlier checkpoints are intact (latest: step "
                           f"{self.latest_step()}).") from None
+    except BaseException:
+      held.replay()
+      raise
+    held.replay()
 
   def _remove_temporary(self, step: int) -> None:
     for path in self.directory.glob(f"{step}.orbax-checkpoint-tmp*"):

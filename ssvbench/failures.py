@@ -48,5 +48,6 @@ def run_command(args, overrides) -> int:
         code = BAD_INPUT
       else:
         raise
-    print(f"ssvbench {args.command}: error: {one_line(error)}", file=sys.stderr)
+    label = "" if code >= 128 else "error: "  # A preemption is not an error.
+    print(f"ssvbench {args.command}: {label}{one_line(error)}", file=sys.stderr)
     return code

@@ -471,3 +471,26 @@ def test_disk_full_during_a_checkpoint_is_one_line(small_disk, tiny_store, capsy
   assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == ["2"]  # No tmp left.
   monkeypatch.undo()
   assert _weights(workdir)[0] == 2  # The earlier checkpoint is intact.
+
+
+# ------------------------------------------------------------------------- progress off a terminal
+
+
+def test_progress_off_a_terminal_is_plain_lines(tmp_path):
+  import io
+  from ssvbench.train import progress
+  stream = io.StringIO()  # Not a terminal, like a batch job's log file.
+  logger = progress.MetricLogger(tmp_path, total_steps=4, show_bar=True, description="pretrain x",
+                                 tensorboard=False, stream=stream)
+  for step in (1, 2, 3, 4):
+    logger.accumulate({"loss": np.float32(float("nan") if step == 4 else step)})
+    if step % 2 == 0:
+      logger.write(step)
+    else:
+      logger.tick(step)
+  logger.close()
+  lines = stream.getvalue().splitlines()
+  assert "\r" not in stream.getvalue()
+  assert len(lines) == 2 and lines[0].startswith("pretrain x: step 2/4 loss 1.5000 ")
+  assert "steps/s ETA" in lines[0]
+  assert [r["loss"] for r in _records(tmp_path)] == [1.5, None]  # Strict JSON: NaN is null.

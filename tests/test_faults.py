@@ -494,3 +494,35 @@ def test_progress_off_a_terminal_is_plain_lines(tmp_path):
   assert len(lines) == 2 and lines[0].startswith("pretrain x: step 2/4 loss 1.5000 ")
   assert "steps/s ETA" in lines[0]
   assert [r["loss"] for r in _records(tmp_path)] == [1.5, None]  # Strict JSON: NaN is null.
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_host_stops_every_host_at_the_same_step(tiny_store, tmp_path):
+  """2 processes x 4 CPU devices (gloo): a SIGTERM to one host reaches the other through
+  JAX's preemption sync service, and both save the same step and exit 143."""
+  import socket
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  workdir = tmp_path / "multihost"
+  argv = [sys.executable, "-m", "ssvbench.cli", "pretrain",
+          "--config", "configs/pretrain/simclr_r3d_synthactions.py:runlocal",
+          f"--config.data.store_dir={tiny_store}", f"--config.train.num_steps={STEPS}",
+          "--config.train.log_every=1", "--config.train.checkpoint_every=100",
+          "--workdir", str(workdir), "--no-progress"]
+  procs = []
+  for process_id in range(2):
+    env = dict(_env(), XLA_FLAGS="--xla_force_host_platform_device_count=4",
+               SSVBENCH_COORDINATOR=f"127.0.0.1:{port}", SSVBENCH_NUM_PROCESSES="2",
+               SSVBENCH_PROCESS_ID=str(process_id), SSVBENCH_JAX_CACHE="off")
+    procs.append(subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True))
+  _wait_for(workdir / "metrics.jsonl", procs[0], timeout=900)
+  procs[1].send_signal(signal.SIGTERM)  # Not the host that writes the logs.
+  outputs = [p.communicate(timeout=900)[0] for p in procs]
+  for p, out in zip(procs, outputs):
+    assert p.returncode == 143, out[-3000:]
+  saved = [line for out in outputs for line in out.splitlines() if "stopped by SIGTERM" in line]
+  assert len(saved) == 2 and saved[0] == saved[1]  # The same step on both hosts.
+  steps = [int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()]
+  assert len(steps) == 1 and f"after step {steps[0]};" in saved[0]

@@ -54,11 +54,11 @@ def _env():
                                                 "/tmp/ssvbench-test-jax-cache"))
 
 
-def _start_pretrain(store, workdir):
+def _start_pretrain(store, workdir, checkpoint_every=100):
   argv = [sys.executable, "-m", "ssvbench.cli", "pretrain",
           "--config", "configs/pretrain/simclr_r3d_synthactions.py:runlocal",
           f"--config.data.store_dir={store}", f"--config.train.num_steps={STEPS}",
-          "--config.train.log_every=1", "--config.train.checkpoint_every=100",
+          "--config.train.log_every=1", f"--config.train.checkpoint_every={checkpoint_every}",
           "--workdir", str(workdir), "--no-progress"]
   return subprocess.Popen(argv, cwd=REPO, env=_env(), stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
@@ -213,6 +213,25 @@ def test_resume_after_a_crash_repeats_no_step_and_removes_stale_saves(crashed_ru
   events = event_accumulator.EventAccumulator(str(workdir / "tensorboard"))
   events.Reload()
   assert [e.step for e in events.Scalars("loss")] == [1, 2, 3, 4]
+
+
+def test_kill_9_then_resume_repeats_no_step_and_is_bit_identical(tiny_store, straight,
+                                                                 tmp_path):
+  workdir = tmp_path / "killed"
+  proc = _start_pretrain(tiny_store, workdir, checkpoint_every=2)
+  metrics = workdir / "metrics.jsonl"
+  _wait_for(metrics, proc)
+  while len(metrics.read_text().splitlines()) < 3 and proc.poll() is None:
+    time.sleep(0.01)
+  proc.kill()
+  proc.communicate(timeout=600)
+  assert proc.returncode == -signal.SIGKILL
+  trainer.train(_config(tiny_store, checkpoint_every=2), workdir, resume=True, progress=False)
+  resumed = _records(workdir)
+  assert [r["step"] for r in resumed] == list(range(1, STEPS + 1))
+  assert [r["loss"] for r in resumed] == [r["loss"] for r in _records(straight)]
+  for a, b in zip(_weights(straight)[1], _weights(workdir)[1]):
+    np.testing.assert_array_equal(a, b)
 
 
 def test_resume_with_a_changed_config_is_refused_or_recorded(crashed_run):

@@ -81,8 +81,8 @@ class ScalarWriter:
   def restart_at(self, step: int) -> None:
     """Marks a resumed run: TensorBoard drops events of earlier files with step >= `step`
     (a SessionLog START event; it purges the steps logged after the resumed checkpoint)."""
-    self._write(event_pb2.Event(wall_time=time.time(), step=int(step),
-                                session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START)))
+    start = event_pb2.SessionLog(status=event_pb2.SessionLog.START)
+    self._write(event_pb2.Event(wall_time=time.time(), step=int(step), session_log=start))
 
   def flush(self) -> None:
     self._file.flush()

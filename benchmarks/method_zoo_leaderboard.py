@@ -14,8 +14,14 @@ top) and the raw records to results/synthactions_method_zoo.jsonl, and prints ea
 final collapse monitor (std of the normalised embeddings over the batch, x sqrt(d): 1 when
 spread, 0 when collapsed).
 
+Seeds: `--seeds 0,1,2` pre-trains every method once per seed, in <workdir>/<method> for
+seed 0 and <workdir>/<method>_seed<N> otherwise; the tables show mean ± std over the
+seeds with n per row, and tie marks from paired tests on the predictions sidecars written
+beside the records.
+
 Run (the store is generated and prepared first if absent, as in the quickstart):
-  /work/venv/bin/python benchmarks/method_zoo_leaderboard.py --data-dir ssvbench_data/synthactions
+  /work/venv/bin/python benchmarks/method_zoo_leaderboard.py --data-dir ssvbench_data/synthactions \
+      --seeds 0,1,2
 Smoke run (minutes):
   /work/venv/bin/python benchmarks/method_zoo_leaderboard.py --steps 2 --batch 8 \\
       --backbone r3d_tiny --workdir /tmp/zoo_smoke --out /tmp/zoo_smoke/results
@@ -43,6 +49,16 @@ DEFAULT_METRICS = ("knn/top1", "linear/top1", "motion_only/knn/top1", "motion_on
 BASENAME = "synthactions_method_zoo"
 
 
+def _seed_list(text: str) -> list[int]:
+  try:
+    seeds = [int(part) for part in text.split(",") if part.strip()]
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+  if not seeds or len(set(seeds)) != len(seeds):
+    raise argparse.ArgumentTypeError(f"expected distinct seeds, got {text!r}")
+  return seeds
+
+
 def parse_args(argv):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--data-dir", default="ssvbench_data/synthactions",
@@ -55,7 +71,8 @@ def parse_args(argv):
   parser.add_argument("--batch", type=int, default=32, help="videos per step of every method")
   parser.add_argument("--backbone", default=None, help="backbone of every method "
                       "(default: the recipe's r3d_cpu)")
-  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--seeds", type=_seed_list, default=[0],
+                      help="comma-separated pre-training seeds, e.g. 0,1,2 (default 0)")
   parser.add_argument("--protocol", default="synthactions")
   parser.add_argument("--no-progress", action="store_true")
   return parser.parse_args(argv)
@@ -70,15 +87,15 @@ def ensure_store(data_dir: pathlib.Path, progress: bool) -> pathlib.Path:
   return store_dir
 
 
-def method_config(method: str, store_dir: pathlib.Path, args):
-  """The shared recipe with only the method block differing."""
+def method_config(method: str, store_dir: pathlib.Path, args, seed: int = 0):
+  """The shared recipe with only the method block (and the seed) differing."""
   from ssvbench import config as config_lib, recipes
   if method == "videomae":
     config = config_lib.load_config(str(VIDEOMAE_RECIPE))
     config.data.store_dir = str(store_dir)
   else:
     config = recipes.synthactions_pretrain(method, store_dir=str(store_dir))
-  config.seed = args.seed
+  config.seed = seed
   config.train.batch_size = args.batch
   # Through the field reference this also moves the end of the momentum schedules.
   config.train.num_steps = args.steps if method != "random_init" else 0
@@ -106,7 +123,7 @@ def main(argv=None) -> int:
   unknown = sorted(set(args.methods) - set(METHODS))
   if unknown:
     raise SystemExit(f"--methods: unknown {unknown}; valid: {', '.join(METHODS)}.")
-  from ssvbench import evaluate
+  from ssvbench import evaluate, quickstart
   from ssvbench.results import records as records_lib
   from ssvbench.results import tables
   from ssvbench.train import trainer
@@ -117,21 +134,23 @@ def main(argv=None) -> int:
   store_dir = ensure_store(pathlib.Path(args.data_dir), progress)
   workdir, out_dir = pathlib.Path(args.workdir), pathlib.Path(args.out)
   all_records, notes = [], []
-  for method in args.methods:
-    config = method_config(method, store_dir, args)
-    run_dir = workdir / method
+  for seed, method in [(seed, method) for seed in args.seeds for method in args.methods]:
+    config = method_config(method, store_dir, args, seed)
+    name = quickstart.run_name(method, seed)  # `method` for seed 0, `method_seed<N>` else.
+    run_dir = workdir / name
     start = time.perf_counter()
     trainer.train(config, run_dir, resume=True, progress=progress)
     trained = time.perf_counter() - start
+    # The sidecar goes where the records file will be written.
     record = evaluate.evaluate_run(run_dir, protocol=args.protocol, append=False,
-                                   progress=progress, run_name=method)
+                                   progress=progress, run_name=name, predictions_dir=out_dir)
     monitor = collapse_monitor(run_dir, config.method.get("proj_dim", None))
     record["extra"].update({"budget": {"steps": int(config.train.num_steps),
                                        "batch": args.batch, "backbone": config.model.backbone},
                             "final_embedding_std_x_sqrt_d": monitor})
     all_records.append(record)
     evaluated = time.perf_counter() - start - trained
-    notes.append(f"{method:13s} pretrain {trained:6.0f}s  eval {evaluated:5.0f}s"
+    notes.append(f"{name:20s} pretrain {trained:6.0f}s  eval {evaluated:5.0f}s"
                  + (f"  embedding std x sqrt(d) {monitor:.2f}" if monitor is not None else ""))
     print(notes[-1], flush=True)
 
@@ -144,11 +163,14 @@ def main(argv=None) -> int:
   metrics = [name for name in DEFAULT_METRICS if name in available] or None
   backbone = args.backbone or "r3d_cpu"
   header = (f"SynthActions method zoo: {args.steps} steps x batch {args.batch}, backbone "
-            f"{backbone}, seed {args.seed}, one recipe (VideoMAE: vit3d_cpu, pixel targets; "
+            f"{backbone}, seeds {','.join(map(str, args.seeds))}, one recipe (VideoMAE: "
+            "vit3d_cpu, pixel targets; "
             "supervised: milder crops, no colour jitter).\n"
             f"Regenerate with: {command}")
-  paths = tables.write_tables(all_records, out_dir, BASENAME, metrics=metrics, header=header)
-  print(tables.to_markdown(tables.leaderboards(all_records, metrics), header=header))
+  paths = tables.write_tables(all_records, out_dir, BASENAME, metrics=metrics, header=header,
+                              predictions_dir=out_dir)
+  print(tables.to_markdown(tables.leaderboards(all_records, metrics, predictions_dir=out_dir),
+                           header=header))
   print("\n".join(notes))
   print("wrote", ", ".join(str(p) for p in [records_file, *paths.values()]))
   return 0

@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import pathlib
 import sys
 import textwrap
 
@@ -162,13 +163,74 @@ def cmd_evaluate_features(args, overrides) -> int:
 def cmd_leaderboard(args, overrides) -> int:
   from ssvbench.results import records, tables
   del overrides
-  all_records = records.load_records(args.results)
+  all_records = [r for path in args.results for r in records.load_records(path)]
+  # Sidecar names in the records are relative to their results file's folder (tie tests).
+  folders = {pathlib.Path(path).parent for path in args.results}
+  sidecars = folders.pop() if len(folders) == 1 else None
+  if args.table == "standard":
+    from ssvbench.results import standard
+    table = standard.build(all_records, rank_by=args.rank_by,
+                           reported=standard.load_reported() if args.reported else None)
+    if args.out:
+      from ssvbench.results import site
+      # The command that regenerates the files, runnable from where it was run.
+      command = ("ssvbench leaderboard --results "
+                 + " ".join(site.scrub_path(p) for p in args.results)
+                 + " --table standard" + (f" --rank-by {args.rank_by}" if args.rank_by else "")
+                 + (" --reported" if args.reported else "")
+                 + f" --out {site.scrub_path(args.out)} --basename {args.basename}")
+      standard.write(table, args.out, args.basename, header=f"Regenerate with: {command}")
+    else:
+      print(standard.RENDERERS[args.format](table), end="")
+    return 0
   if args.out:
-    tables.write_tables(all_records, args.out, args.basename)
+    tables.write_tables(all_records, args.out, args.basename, predictions_dir=sidecars)
   else:
     render = {"md": tables.to_markdown, "csv": tables.to_csv, "latex": tables.to_latex,
               "html": tables.to_html}[args.format]
-    print(render(tables.leaderboards(all_records, metrics=args.metrics)))
+    print(render(tables.leaderboards(all_records, metrics=args.metrics,
+                                     predictions_dir=sidecars)))
+  return 0
+
+
+def cmd_compare(args, overrides) -> int:
+  from ssvbench.results import compare
+  if overrides:
+    raise SystemExit("compare takes no --config.* overrides.")
+  return compare.run_cli(args)
+
+
+def cmd_benchmark(args, overrides) -> int:
+  from ssvbench import benchmark
+  if overrides:
+    raise SystemExit("benchmark takes no --config.* overrides; protocols are fixed and "
+                     "versioned.")
+  stores = {}
+  for item in args.store or ():
+    name, sep, path = item.partition("=")
+    if not sep or not name or not path:
+      raise ValueError(f"--store {item!r}: expected ENTRY=DIR (e.g. ucf101_split2=data/u2).")
+    stores[name] = path
+  done = benchmark.run(args.source, args.suite, stores=stores, only=args.only,
+                       steps=args.steps, results_file=args.results,
+                       progress=not args.no_progress)
+  print(json.dumps(done, indent=2))
+  return 0
+
+
+def cmd_publish(args, overrides) -> int:
+  from ssvbench.results import site
+  del overrides
+  header = args.header or ("Regenerate with: ssvbench publish --results "
+                           + " ".join(site.scrub_path(p) for p in args.results)
+                           + f" --out {site.scrub_path(args.out)}"
+                           + (" --reported" if args.reported else ""))
+  summary = site.publish(args.results, args.out, reported=args.reported,
+                         rank_by=args.rank_by, title=args.title, header=header,
+                         make_plots=not args.no_plots)
+  if summary["plots"] is None and not args.no_plots:
+    print(site.PLOTS_MISSING, file=sys.stderr)
+  print(json.dumps(summary, indent=2))
   return 0
 
 
@@ -288,12 +350,60 @@ def build_parser() -> argparse.ArgumentParser:
   p.set_defaults(func=cmd_import_checkpoint)
 
   p = sub.add_parser("leaderboard", help="render results.jsonl as tables.")
-  p.add_argument("--results", required=True, help="a results.jsonl file")
+  p.add_argument("--results", required=True, nargs="+", help="results.jsonl file(s)")
+  p.add_argument("--table", default="protocol", choices=("protocol", "standard"),
+                 help="protocol: one table per (dataset, split, protocol); standard: one row "
+                 "per pre-trained model, UCF101/HMDB51 split means, K400, ... (see "
+                 "ssvbench/results/standard.py)")
+  p.add_argument("--rank-by", default=None, help="standard table: headline column "
+                 "<dataset>/<linear|knn|retrieval|fewshot|finetune>, e.g. kinetics400/linear")
+  p.add_argument("--reported", action="store_true", help="standard table: add published "
+                 "reference rows (marked reported; ssvbench/results/reported.json)")
   p.add_argument("--format", default="md", choices=("md", "csv", "latex", "html"))
   p.add_argument("--metrics", nargs="*", default=None, help="metric columns")
   p.add_argument("--out", default=None, help="write all formats into this folder")
   p.add_argument("--basename", default="leaderboard")
   p.set_defaults(func=cmd_leaderboard)
+
+  p = sub.add_parser("compare", help="paired test between two records on the same protocol "
+                     "and test videos (from their predictions sidecars).")
+  from ssvbench.results import compare
+  compare.add_cli_arguments(p)
+  p.set_defaults(func=cmd_compare)
+
+
+  p = sub.add_parser("benchmark", help="run every protocol of a suite (configs/suites/) on a "
+                     "pre-training workdir, an imported checkpoint or a features directory; "
+                     "one record per (protocol, split), cached and resumable.")
+  p.add_argument("source", help="pretrain/import-checkpoint workdir, or a features directory "
+                 "(model.json + <entry>/{train,test}.npz)")
+  p.add_argument("--suite", default="standard",
+                 help="suite name in configs/suites/ (standard, standard:runlocal, "
+                 "synthactions) or a suite file `path.py[:arg]`; default standard")
+  p.add_argument("--store", action="append", metavar="ENTRY=DIR",
+                 help="prepared store of a suite entry (repeatable), e.g. "
+                 "ucf101_split2=data/ucf101/split2")
+  p.add_argument("--only", nargs="+", default=None, metavar="ENTRY",
+                 help="run only these suite entries")
+  p.add_argument("--steps", default=None, help="checkpoint steps to evaluate: 'all' or "
+                 "e.g. 1000,2000 (default: the latest)")
+  p.add_argument("--results", default=None, help="results.jsonl to append to (default "
+                 "<source>/results.jsonl)")
+  p.add_argument("--no-progress", action="store_true")
+  p.set_defaults(func=cmd_benchmark)
+
+  p = sub.add_parser("publish", help="write a static leaderboard site (standard table, a "
+                     "page per protocol, provenance, sortable tables, CSV/JSON, plots) that "
+                     "opens from file://.")
+  p.add_argument("--results", required=True, nargs="+", help="results.jsonl file(s)")
+  p.add_argument("--out", required=True, help="site folder (new, or a previous site)")
+  p.add_argument("--reported", action="store_true", help="add published reference rows")
+  p.add_argument("--rank-by", default=None, help="headline column of the standard table")
+  p.add_argument("--title", default="ssvbench leaderboard")
+  p.add_argument("--header", default=None, help="paragraph under the title (default: the "
+                 "command that regenerates the site)")
+  p.add_argument("--no-plots", action="store_true", help="skip the figures")
+  p.set_defaults(func=cmd_publish)
   return parser
 
 
@@ -311,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
                       format="%(asctime)s %(levelname)s %(name)s: %(message)s")
   for noisy in ("absl", "jax._src", "orbax", "tensorflow"):
     logging.getLogger(noisy).setLevel(logging.WARNING)
-  if args.command in ("quickstart", "pretrain", "evaluate"):
+  if args.command in ("quickstart", "pretrain", "evaluate", "benchmark"):
     from ssvbench import runtime
     runtime.configure_jax()
   from ssvbench import failures

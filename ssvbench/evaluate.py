@@ -5,7 +5,9 @@ settings; this module only wires a run's checkpoint to it: deterministic extract
 the train and test splits (cached), the frozen-feature evaluators (which carve their
 validation split from train by group), optional class-subset metrics (SynthActions'
 motion-only classes), and one result record carrying protocol fingerprint, manifest
-hash, seeds and code version.
+hash, seeds and code version. Every accuracy metric has its `_ci95` (the subsets' too),
+and the per-video outcomes are saved in a sidecar beside the results file that the
+record names and hashes (`ssvbench.results.predictions`), for later paired comparisons.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ssvbench.evaluators import evaluate_features as evaluate_features_lib
 from ssvbench.evaluators import extract
 from ssvbench.evaluators import features as features_lib
 from ssvbench.evaluators import protocol as protocol_lib
+from ssvbench.results import predictions as predictions_lib
 from ssvbench.results import records
 from ssvbench.train import trainer
 
@@ -49,11 +52,14 @@ def to_feature_set(extracted: dict[str, np.ndarray], num_classes: int, source: s
       video_ids=extracted["video_ids"], groups=extracted["groups"], source=source)
 
 
-def subset_metrics(spec, train, test, class_names: list[str], subsets: dict[str, list[str]]):
+def subset_metrics(spec, train, test, class_names: list[str], subsets: dict[str, list[str]],
+                   predictions: dict | None = None):
   """Re-runs k-NN and linear with the test split restricted to each class subset.
 
   The classifier still chooses among all classes; only the scored test videos change,
   so a subset number answers "how often are videos of these classes recognised".
+  If `predictions` is a dict, it receives the subsets' per-video outcomes, with `rows`
+  (their positions in the full test split).
   """
   metrics = {}
   for subset_name, names in subsets.items():
@@ -65,11 +71,44 @@ def subset_metrics(spec, train, test, class_names: list[str], subsets: dict[str,
         video_ids=None if test.video_ids is None else test.video_ids[wanted],
         groups=None if test.groups is None else test.groups[wanted],
         source=f"{test.source}[{subset_name}]")
+    collected: dict = {}
     result = evaluate_features_lib.evaluate_features(spec, train, subset_test,
-                                                     only=SUBSET_EVALUATORS)
+                                                     only=SUBSET_EVALUATORS,
+                                                     predictions=collected)
     for name, value in result["metrics"].items():
       metrics[f"{subset_name}/{name}"] = value
+    if predictions is not None:
+      rows = np.nonzero(wanted)[0]
+      for name, packed in collected["metrics"].items():
+        predictions[f"{subset_name}/{name}"] = {**packed, "rows": rows}
   return metrics
+
+
+def record_split(test_split: str, store: store_lib.PreparedStore) -> str:
+  """`split2/test` for a store prepared from an official split (UCF101/HMDB51), so that
+  splits 1-3 are told apart wherever records are grouped; the plain split otherwise."""
+  official = store.manifest.get("official_split")
+  return test_split if official is None else f"split{int(official)}/{test_split}"
+
+
+def table_facts(config, model, store: store_lib.PreparedStore) -> dict[str, Any]:
+  """What the standard table shows about a model besides its numbers: the official split
+  evaluated (UCF101/HMDB51), the pre-training clip shape and the backbone's size."""
+  import jax
+  from flax import nnx
+  facts: dict[str, Any] = {
+      "num_params": int(sum(np.size(x) for x in jax.tree.leaves(
+          nnx.state(model.backbone, nnx.Param))))}
+  if store.manifest.get("official_split") is not None:
+    facts["official_split"] = int(store.manifest["official_split"])
+  data = config.get("data") or {}
+  pretrain_store = pathlib.Path(str(data.get("store_dir") or ""), store_lib.MANIFEST_NAME)
+  if data.get("store_dir") and pretrain_store.is_file():
+    facts["pretrain_dataset"] = store_lib.PreparedStore(data["store_dir"]).dataset
+  if data.get("num_frames") and data.get("crop_size"):
+    facts["pretrain_input"] = {"num_frames": int(data["num_frames"]),
+                               "crop_size": int(data["crop_size"])}
+  return facts
 
 
 def extract_run_features(workdir: pathlib.Path, model, store: store_lib.PreparedStore,
@@ -89,8 +128,10 @@ def extract_run_features(workdir: pathlib.Path, model, store: store_lib.Prepared
 
 def evaluate_run(workdir: str | pathlib.Path, *, protocol: str, store_dir: str | None = None,
                  results_file: str | pathlib.Path | None = None, progress: bool = True,
-                 mesh=None, append: bool = True, run_name: str | None = None) -> dict[str, Any]:
-  """Evaluates the latest checkpoint of a pre-training workdir.
+                 mesh=None, append: bool = True, run_name: str | None = None,
+                 predictions_dir: str | pathlib.Path | None = None,
+                 step: int | None = None) -> dict[str, Any]:
+  """Evaluates the latest (or a given) checkpoint of a pre-training workdir.
 
   Args:
     workdir: a `ssvbench pretrain` workdir.
@@ -101,12 +142,16 @@ def evaluate_run(workdir: str | pathlib.Path, *, protocol: str, store_dir: str |
     mesh: device mesh for extraction (default: all devices).
     append: write the record (False returns it only).
     run_name: name of the run in tables (default: the workdir's name).
+    predictions_dir: with append=False, write the predictions sidecar here and name it in
+      the record (the folder of the results file the caller will append it to); with
+      append=True the sidecar goes beside `results_file`.
+    step: the checkpoint step to evaluate (default: the latest).
 
   Returns:
     The result record.
   """
   workdir = pathlib.Path(workdir)
-  config, model, step = trainer.load_trained_model(workdir)
+  config, model, step = trainer.load_trained_model(workdir, step)
   spec = protocol_lib.load_protocol(protocol)
   store = store_lib.PreparedStore(trainer.run_store_dir(workdir, config, store_dir))
   weights = trainer.params_fingerprint(model.backbone)
@@ -114,19 +159,31 @@ def evaluate_run(workdir: str | pathlib.Path, *, protocol: str, store_dir: str |
                                    progress=progress)
   train = to_feature_set(extracted["train"], store.num_classes, f"{workdir}:train")
   test = to_feature_set(extracted["test"], store.num_classes, f"{workdir}:test")
-  result = evaluate_features_lib.evaluate_features(spec, train, test)
+  collected: dict = {}
+  result = evaluate_features_lib.evaluate_features(spec, train, test, predictions=collected)
   metrics = dict(result["metrics"])
-  metrics.update(subset_metrics(spec, train, test, store.class_names, load_class_subsets(store)))
+  outcomes = dict(collected["metrics"])
+  metrics.update(subset_metrics(spec, train, test, store.class_names, load_class_subsets(store),
+                                predictions=outcomes))
   record = records.make_record(
       method=config.method.name, backbone=config.model.backbone,
       pretrain_data=str(config.data.store_dir), dataset=store.dataset,
-      split=spec.splits["test"], protocol=result["protocol"], metrics=metrics,
+      split=record_split(spec.splits["test"], store), protocol=result["protocol"],
+      metrics=metrics,
       seeds={"pretrain": int(config.seed), "protocol": int(spec.get("seed", 0))},
       manifest_hash=store.manifest_hash, checkpoint=str(workdir / "checkpoints" / str(step)),
       run_name=run_name or workdir.name,
       extra={"pretrain_steps": int(step), "weights_fingerprint": weights,
-             "view_spec": extract.view_spec(spec.views)})
+             "view_spec": extract.view_spec(spec.views), **table_facts(config, model, store),
+             # Episodic intervals that also hold the query videos' sampling (see stats).
+             **({"episodic_ci95_over_query_videos": episodic}
+                if (episodic := result["details"].get("fewshot_episodic", {}).get(
+                    "ci95_over_query_videos")) else {})})
   if append:
-    records.append_record(results_file or workdir / "results.jsonl", record)
+    results_file = pathlib.Path(results_file or workdir / "results.jsonl")
+    predictions_lib.attach(record, results_file.parent, outcomes, test.video_ids)
+    records.append_record(results_file, record)
+  elif predictions_dir is not None:
+    predictions_lib.attach(record, predictions_dir, outcomes, test.video_ids)
   logging.info("evaluated %s under %s: %s", workdir, protocol, metrics)
   return record

@@ -6,6 +6,12 @@ evaluate them and the random-init lower bound under the SynthActions protocol ->
 results.jsonl and leaderboards (headline columns printed, every metric in
 leaderboard_full.*). Every stage is the one real data goes through; each is
 skipped when its output already exists, so an interrupted quickstart continues.
+
+Seeds: `config.seed` (default 0) runs each method once, in runs/<method>. Several
+pre-training seeds (`--config.seeds=0,1,2`) run each method once per seed, in
+runs/<method> for seed 0 and runs/<method>_seed<N> otherwise (so seed 0 re-uses a
+single-seed quickstart's runs); the records carry the seed and the leaderboards show
+mean ± std over the seeds with n.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ def default_config() -> ml_collections.ConfigDict:
   from ssvbench.data import synthactions
   config = ml_collections.ConfigDict()
   config.seed = 0
+  # Pre-training seeds; empty: just `seed`.
+  config.seeds = ()
   config.synth = synthactions.default_config()
   config.prepare = ml_collections.ConfigDict(dict(workers=2, short_side=0, fps=0.0))
   config.pretrain = recipes.synthactions_pretrain("simclr", store_dir="")
@@ -38,10 +46,24 @@ def default_config() -> ml_collections.ConfigDict:
   return config
 
 
-def method_config(config: ml_collections.ConfigDict, method: str, store_dir: str):
+def seeds(config: ml_collections.ConfigDict) -> list[int]:
+  """The pre-training seeds to run: `config.seeds`, or `config.seed` alone."""
+  chosen = [int(s) for s in (config.get("seeds") or ())] or [int(config.seed)]
+  if len(set(chosen)) != len(chosen):
+    raise ValueError(f"config.seeds has duplicates: {chosen}.")
+  return chosen
+
+
+def run_name(method: str, seed: int) -> str:
+  """`method` for seed 0 (the single-seed names), `method_seed<N>` otherwise."""
+  return method if seed == 0 else f"{method}_seed{seed}"
+
+
+def method_config(config: ml_collections.ConfigDict, method: str, store_dir: str,
+                  seed: int | None = None):
   """The pre-training config of one method: the shared recipe with its method block."""
   run = ml_collections.ConfigDict(config.pretrain.to_dict())
-  run.seed = config.seed
+  run.seed = config.seed if seed is None else seed
   run.data.store_dir = store_dir
   recipes.set_method(run, method)
   if method in config.steps:
@@ -93,20 +115,25 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, fresh
   timings["generate+prepare"] = time.perf_counter() - start
 
   run_dirs = {}
-  for method in config.methods:
-    stage_start = time.perf_counter()
-    run_dirs[method] = workdir / "runs" / method
-    trainer.train(method_config(config, method, str(store_dir)), run_dirs[method],
-                  resume=True, progress=progress)
-    timings[f"pretrain {method}"] = time.perf_counter() - stage_start
+  run_seeds = seeds(config)
+  for seed in run_seeds:
+    for method in config.methods:
+      stage_start = time.perf_counter()
+      # A single seed keeps the historical names (runs/<method>, timing 'pretrain <method>').
+      name = method if len(run_seeds) == 1 else run_name(method, seed)
+      run_dirs[name] = workdir / "runs" / name
+      trainer.train(method_config(config, method, str(store_dir), seed), run_dirs[name],
+                    resume=True, progress=progress)
+      timings[f"pretrain {name}"] = time.perf_counter() - stage_start
 
   stage_start = time.perf_counter()
   results_file = workdir / "results.jsonl"
   results_file.unlink(missing_ok=True)
   all_records = []
-  for method, run_dir in run_dirs.items():
+  for name, run_dir in run_dirs.items():
     record = evaluate.evaluate_run(run_dir, protocol=config.protocol, append=False,
-                                   progress=progress, run_name=method)
+                                   progress=progress, run_name=name,
+                                   predictions_dir=results_file.parent)
     records_lib.append_record(results_file, record)
     all_records.append(record)
   timings["evaluate"] = time.perf_counter() - stage_start
@@ -114,9 +141,10 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, fresh
 
   # Every metric goes to leaderboard_full.*; the printed leaderboard.md keeps the headline
   # columns, so it reads on a terminal.
-  tables.write_tables(all_records, workdir, "leaderboard_full")
+  tables.write_tables(all_records, workdir, "leaderboard_full", predictions_dir=workdir)
   tables.write_tables(all_records, workdir, "leaderboard", metrics=headline_metrics(all_records),
-                      header="SynthActions quickstart (every metric: leaderboard_full.md)")
+                      header="SynthActions quickstart (every metric: leaderboard_full.md)",
+                      predictions_dir=workdir)
   markdown = (workdir / "leaderboard.md").read_text()
   print(markdown)
   print(summary(all_records, timings))
@@ -135,12 +163,21 @@ def headline_metrics(all_records: list[dict]) -> list[str]:
 
 def summary(all_records: list[dict], timings: dict[str, float]) -> str:
   """What the quickstart shows, in words: the SSL-vs-random gap and the wall time."""
-  by_method = {r["method"]: r["metrics"] for r in all_records}
+  from ssvbench.results import stats
+  by_method: dict[str, dict[int, dict]] = {}
+  for r in all_records:
+    by_method.setdefault(r["method"], {})[r["seeds"].get("pretrain")] = r["metrics"]
   lines = []
   if {"simclr", "random_init"} <= by_method.keys():
+    ssl, random = by_method["simclr"], by_method["random_init"]
     for metric in ("knn/top1", "linear/top1", "motion_only/knn/top1", "motion_only/linear/top1"):
-      if metric in by_method["simclr"] and metric in by_method["random_init"]:
-        gap = by_method["simclr"][metric] - by_method["random_init"][metric]
-        lines.append(f"CVRL vs random init, {metric}: {gap:+.1f} points")
+      gaps = [ssl[s][metric] - random[s][metric] for s in sorted(ssl.keys() & random.keys())
+              if metric in ssl[s] and metric in random[s]]
+      if len(gaps) == 1:
+        lines.append(f"CVRL vs random init, {metric}: {gaps[0]:+.1f} points")
+      elif gaps:
+        mean, std, n = stats.aggregate_seeds(gaps)
+        lines.append(f"CVRL vs random init, {metric}: {mean:+.1f} ± {std:.1f} points (mean ± "
+                     f"std over {n} seeds: {', '.join(f'{g:+.1f}' for g in gaps)})")
   lines.append("wall time: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
   return "\n".join(lines)

@@ -100,6 +100,9 @@ def synthactions_pretrain(method: str = "simclr", store_dir: str = "ssvbench_dat
   set_method(config, method)
   config.train = ml_collections.ConfigDict(dict(
       batch_size=32, num_steps=300, log_every=10, checkpoint_every=100, keep_checkpoints=2,
+      # Online k-NN monitor on the carved validation split every N steps; 0 = off
+      # (ssvbench/train/online_eval.py).
+      eval_every=0,
       # A non-finite loss or gradient norm: 'stop' (exit 3) or 'skip' the update.
       on_nonfinite="stop"))
   config.optim = ml_collections.ConfigDict(dict(

@@ -67,9 +67,22 @@ def test_prepare_pretrain_resume_evaluate(tmp_path, capsys):
                "motion_only/knn/top1", "motion_only/linear/top1", "diagnostics/uniformity"):
     assert name in metrics and 0.0 <= metrics[name] <= 100.0 or name.startswith("diag"), name
 
+  # Every accuracy metric, the class subsets' too, has its interval; the per-video
+  # predictions sit beside results.jsonl, hash-checked.
+  for name in ("knn/top1", "linear/top1", "retrieval/R@1", "motion_only/knn/top1",
+               "motion_only/linear/top1", "fewshot_linear/1shot"):
+    assert 0.0 <= metrics[name + "_ci95"] <= 100.0, name
+  from ssvbench.results import predictions
+  assert record["cpu"]["model"]
+  ids, packs = predictions.load_for_record(record, workdir)
+  assert len(ids) == 8 and packs["motion_only/knn/top1"]["rows"].size < 8
+
   # Evaluating again is served from the feature cache and gives identical numbers.
   _run("evaluate", "--workdir", workdir, "--protocol", "synthactions", "--no-progress")
   assert json.loads(capsys.readouterr().out) == metrics
+  _run("compare", f"{workdir / 'results.jsonl'}:0", f"{workdir / 'results.jsonl'}:1",
+       "--metric", "knn/top1", "--metric", "motion_only/knn/top1")
+  assert capsys.readouterr().out.count("+0.00 [ +0.00,  +0.00]   1.0000    1.0000") == 2
 
   _run("leaderboard", "--results", workdir / "results.jsonl")
   table = capsys.readouterr().out

@@ -548,12 +548,18 @@ def synth_npz(tmp_path_factory):
 
 def test_evaluate_features_end_to_end_and_deterministic(synth_npz, tmp_path):
   first = evaluate_lib.evaluate_features("synthactions", synth_npz["train"], synth_npz["test"])
-  expected = {"knn/top1", "knn/top5", "linear/top1", "linear/top5", "linear/mean_class_acc",
-              *(f"retrieval/R@{k}" for k in (1, 5, 10, 20, 50)),
-              *(f"fewshot_linear/{s}shot{x}" for s in (1, 5, 10, 25) for x in ("", "_std")),
-              *(f"fewshot_episodic/5way_{s}shot{x}" for s in (1, 5) for x in ("", "_ci95")),
+  accuracies = {"knn/top1", "knn/top5", "linear/top1", "linear/top5", "linear/mean_class_acc",
+                *(f"retrieval/R@{k}" for k in (1, 5, 10, 20, 50)),
+                *(f"fewshot_linear/{s}shot" for s in (1, 5, 10, 25)),
+                *(f"fewshot_episodic/5way_{s}shot" for s in (1, 5))}
+  # Every accuracy-like metric carries its 95% half-width.
+  expected = {*accuracies, *(f"{m}_ci95" for m in accuracies),
+              *(f"fewshot_linear/{s}shot_std" for s in (1, 5, 10, 25)),
               "diagnostics/alignment", "diagnostics/uniformity", "diagnostics/effective_rank"}
   assert set(first["metrics"]) == expected and not first["skipped"]
+  assert all(0 <= first["metrics"][f"{m}_ci95"] < 25 for m in accuracies)
+  assert set(first["details"]["fewshot_episodic"]["ci95_over_query_videos"]) == {
+      "5way_1shot", "5way_5shot"}
   assert first["protocol"]["fingerprint"] == protocol_lib.fingerprint(
       protocol_lib.load_protocol("synthactions"))
   assert first["validation"]["source"] == "carved from train"
@@ -566,6 +572,19 @@ def test_evaluate_features_end_to_end_and_deterministic(synth_npz, tmp_path):
   assert evaluate_lib.run_cli(args) == 0
   second = json.loads(out.read_text())
   assert second["metrics"] == first["metrics"]  # JSON floats round-trip exactly.
+  # The per-video sidecar sits beside the JSON, named relatively, its hash in the result.
+  from ssvbench.results import predictions as predictions_lib
+  from ssvbench.results import stats
+  sidecar = second["predictions"]
+  assert "/" not in sidecar["file"] and (tmp_path / sidecar["file"]).is_file()
+  assert predictions_lib.file_sha256(tmp_path / sidecar["file"]) == sidecar["sha256"]
+  video_ids, packs = predictions_lib.load_sidecar(tmp_path / sidecar["file"], sidecar["sha256"])
+  with np.load(synth_npz["test"]) as data:
+    assert video_ids.tolist() == data["video_ids"].tolist()
+  assert set(packs) == accuracies
+  for metric, packed in packs.items():  # The outcomes give back the metric itself.
+    assert abs(stats.value(packed) - first["metrics"][metric]) < 1e-9, metric
+  assert packs["knn/top1"]["predicted"].shape == (1, len(video_ids))
 
 
 def test_evaluate_features_misuse_errors(synth_npz, tmp_path, capsys):

@@ -20,7 +20,8 @@ from ssvbench.evaluators import protocol as protocol_lib
 from ssvbench.results import records
 from ssvbench.train import trainer
 
-METRICS = {"finetune/top1", "finetune/top5", "finetune/val_top1"}
+METRICS = {"finetune/top1", "finetune/top5", "finetune/val_top1", "finetune/top1_ci95",
+           "finetune/top5_ci95"}
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +163,11 @@ def test_finetune_selects_on_validation_and_scores_test_once(pretrained, tiny_st
 
   (record,) = records.load_records(results_file)
   assert record["metrics"] == metrics
+  # The per-video test predictions sit beside results.jsonl, hash-checked.
+  from ssvbench.results import predictions
+  ids, packs = predictions.load_for_record(record, results_file.parent)
+  assert len(ids) == len(test_labels) and set(packs) == {"finetune/top1", "finetune/top5"}
+  assert (packs["finetune/top1"]["predicted"][0] == test_call["scores"].argmax(1)).all()
   assert record["protocol"]["fingerprint"] == protocol_lib.fingerprint(tiny_spec())
   assert record["checkpoint"].endswith(f"checkpoints/{chosen}")
   assert record["method"] == "simclr" and record["extra"]["chosen_step"] == chosen

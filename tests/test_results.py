@@ -203,10 +203,12 @@ ucf101, split split1/test; protocol ucf101@1, fingerprint 01234567. Accuracies i
 """
 
 EXPECTED_CSV = """\
-method,backbone,fewshot_episodic/5way_1shot (±ci95),knn/top1,linear/top1,retrieval/R@1,\
-train/loss,dataset,split,protocol,fingerprint
-byol,r3d18,45.0,65.5,-,-,0.500,ucf101,split1/test,ucf101@1,0123456789abcdef
-simclr,r3d18,50.0 ± 1.2,61.2,70.0,33.3,1.235,ucf101,split1/test,ucf101@1,0123456789abcdef
+method,backbone,fewshot_episodic/5way_1shot,fewshot_episodic/5way_1shot_ci95,\
+fewshot_episodic/5way_1shot_top,knn/top1,knn/top1_top,linear/top1,linear/top1_top,retrieval/R@1,\
+retrieval/R@1_top,train/loss,train/loss_top,dataset,split,protocol,fingerprint
+byol,r3d18,45.0,,0,65.5,1,,,,,0.5,1,ucf101,split1/test,ucf101@1,0123456789abcdef
+simclr,r3d18,50.0,1.23,1,61.2,0,70.0,0,33.33,0,1.23456,0,ucf101,split1/test,ucf101@1,\
+0123456789abcdef
 """
 
 

@@ -48,7 +48,7 @@ def get_config(arg=None):
       name="simclr", temperature=0.1, num_views=2, proj_hidden_dim=2048, proj_dim=128,
       proj_depth=3))
   config.train = ml_collections.ConfigDict(dict(
-      batch_size=BATCH, num_steps=EPOCHS * TRAIN_CLIPS // BATCH, log_every=100,
+      batch_size=BATCH, num_steps=EPOCHS * TRAIN_CLIPS // BATCH, log_every=100, eval_every=0,
       checkpoint_every=2000, keep_checkpoints=2))
   config.optim = ml_collections.ConfigDict(dict(
       name="sgd", lr=0.32, momentum=0.9, weight_decay=1e-6,

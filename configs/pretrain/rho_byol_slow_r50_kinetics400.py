@@ -52,7 +52,7 @@ def get_config(arg=None):
       num_views=4 if rho4 else 2, proj_hidden_dim=4096, proj_dim=256, proj_depth=2,
       pred_hidden_dim=4096))
   config.train = ml_collections.ConfigDict(dict(
-      batch_size=BATCH, num_steps=EPOCHS * TRAIN_CLIPS // BATCH, log_every=100,
+      batch_size=BATCH, num_steps=EPOCHS * TRAIN_CLIPS // BATCH, log_every=100, eval_every=0,
       checkpoint_every=5000, keep_checkpoints=2))
   config.optim = ml_collections.ConfigDict(dict(
       name="lars", lr=1.2 if rho4 else 0.6, momentum=0.9, weight_decay=1e-6,

@@ -54,7 +54,7 @@ def get_config(arg=None):
       proj_hidden_dim=2048, proj_dim=128, proj_depth=3))
   steps = EPOCHS * TRAIN_CLIPS // BATCH
   config.train = ml_collections.ConfigDict(dict(
-      batch_size=BATCH, num_steps=steps, log_every=100, checkpoint_every=5000,
+      batch_size=BATCH, num_steps=steps, log_every=100, eval_every=0, checkpoint_every=5000,
       keep_checkpoints=2))
   config.optim = ml_collections.ConfigDict(dict(
       name="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4,

@@ -85,6 +85,10 @@ def subsample_rows(num_rows: int, max_samples: int, seed: int) -> np.ndarray:
 class Evaluator:
   """Alignment, uniformity and effective rank of one split's features."""
 
+  # Lower is better for these (declared in `ssvbench.results.stats.LOWER_IS_BETTER`,
+  # the registry tables read; a test keeps the two in agreement).
+  LOWER_IS_BETTER = ("alignment", "uniformity")
+
   def __init__(self, split: str = "test", max_samples: int = 4096, seed: int = 0,
                uniformity_t: float = 2.0):
     """Configures which split is described and how.

@@ -10,7 +10,10 @@ Result JSON (one object): `protocol` {name, version, fingerprint}, `metrics`
 {name: number}, `skipped` {metric: reason}, `details` {evaluator: what it chose},
 `validation` (given or carved, and how), `inputs` (per split: path, sha256, shape),
 `seconds` per evaluator, and `sweeps` when requested. Metrics are deterministic: the
-same inputs give bit-identical numbers.
+same inputs give bit-identical numbers. Every accuracy-like metric has a `<metric>_ci95`
+sibling (half-width of its 95% interval, `ssvbench.results.stats`). With `--out`, the
+per-video outcomes are written beside the JSON (`ssvbench.results.predictions`) and
+`predictions` {file, sha256} names that sidecar.
 
 Every evaluator averages the views of the TRAINING features, so train.npz may hold
 [N, D] view-averaged features (what makes a Kinetics-sized train split fit in memory);
@@ -36,6 +39,7 @@ from ssvbench.evaluators import feature_inputs
 from ssvbench.evaluators import features as features_lib
 from ssvbench.evaluators import protocol as protocol_lib
 from ssvbench.evaluators import registry
+from ssvbench.results import predictions as predictions_lib
 
 FeatureInput = features_lib.FeatureSet | str | pathlib.Path
 
@@ -92,8 +96,8 @@ def _validation_record(train: features_lib.FeatureSet, val_info, resolved) -> di
 
 def evaluate_features(protocol: str | ml_collections.ConfigDict | Mapping[str, Any],
                       train: FeatureInput, test: FeatureInput, val: FeatureInput | None = None,
-                      *, sweeps: bool = False,
-                      only: Sequence[str] | None = None) -> dict[str, Any]:
+                      *, sweeps: bool = False, only: Sequence[str] | None = None,
+                      predictions: dict[str, Any] | None = None) -> dict[str, Any]:
   """Runs every evaluator of a protocol on frozen features.
 
   Args:
@@ -105,6 +109,8 @@ def evaluate_features(protocol: str | ml_collections.ConfigDict | Mapping[str, A
     val: optional validation features, disjoint from train and test.
     sweeps: also run the protocol's diagnostic sweeps (results under 'sweeps').
     only: run only these `evals` entries (e.g. ('knn', 'linear')); default all.
+    predictions: if a dict, filled with 'video_ids' (the test ids, or None) and
+      'metrics' {metric: per-unit outcomes} of the `evals` metrics, for a sidecar.
 
   Returns:
     The result record described in the module docstring.
@@ -146,14 +152,20 @@ def evaluate_features(protocol: str | ml_collections.ConfigDict | Mapping[str, A
       **({"warnings": warnings} if warnings else {}),
   }
   sections = [("evals", "metrics")] + ([("sweeps", "sweeps")] if sweeps else [])
+  collected: dict[str, Any] = {}
   for section, output in sections:
     result.setdefault(output, {})
     for kind, payload in registry.run_evaluators(resolved.get(section) or {}, train_set,
                                                  test_set, val_set):
       if kind == "metric":
         result[output][payload[0]] = payload[1]
+      elif kind == "predictions":
+        if section == "evals":
+          collected.update(payload)
       else:
         result[kind].update(payload)
+  if predictions is not None:
+    predictions.update(video_ids=test_set.video_ids, metrics=collected)
   return result
 
 
@@ -172,21 +184,43 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
   parser.add_argument("--sweeps", action="store_true",
                       help="also run the protocol's diagnostic sweeps (k-NN k x T table)")
+  from ssvbench.evaluators import feature_records
+  feature_records.add_arguments(parser)
 
 
 def run_cli(args: argparse.Namespace) -> int:
   """Runs `evaluate-features` from parsed arguments; returns the exit code."""
+  from ssvbench.evaluators import feature_records
   overwrite = getattr(args, "overwrite", False)
+  collected: dict[str, Any] = {}
   try:
     feature_inputs.check_out(args.out, overwrite)
-    result = evaluate_features(args.protocol, args.train, args.test, args.val,
-                               sweeps=args.sweeps)
+    spec = protocol_lib.load_protocol(args.protocol)
+    problem = feature_records.check_arguments(args, spec)
+    if problem:
+      raise protocol_lib.ProtocolError(problem)
+    result = evaluate_features(spec, args.train, args.test, args.val,
+                               sweeps=args.sweeps, predictions=collected)
+    if args.out and collected["metrics"]:
+      out = pathlib.Path(args.out)
+      # The sidecar's name is relative to the JSON's folder, where it is written.
+      result["predictions"] = predictions_lib.write_sidecar(
+          out.parent, predictions_lib.sidecar_name(result), collected["metrics"],
+          collected["video_ids"])
     text = json.dumps(result, indent=2, sort_keys=True)
-    if args.out:
+    if args.out:  # Written whole, and never over an existing file unless asked.
       feature_inputs.write_out(args.out, text + "\n", overwrite)
   except (features_lib.FeatureError, protocol_lib.ProtocolError) as error:
     print(f"evaluate-features: error: {' '.join(str(error).split())}", file=sys.stderr)
     return 2
+  if getattr(args, "results", None):
+    from ssvbench.results import records
+    record = feature_records.make_record(args, spec, result)
+    # The record's sidecar sits beside the results file it is appended to.
+    predictions_lib.attach(record, pathlib.Path(args.results).parent, collected["metrics"],
+                           collected["video_ids"])
+    records.append_record(args.results, record)
+    logging.info("appended the record to %s", args.results)
   if args.out:
     for name, value in sorted(result["metrics"].items()):
       print(f"{name:32s} {value:10.4f}")

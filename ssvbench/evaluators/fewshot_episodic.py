@@ -6,7 +6,13 @@ frozen self-supervised features nothing is trained on base classes, so the proto
 reduces to: per episode pick N novel classes, K support and Q query videos of each;
 classify every query by cosine similarity to the class prototypes (the mean of the
 L2-normalised support features, re-normalised). We report mean accuracy and the 95%
-interval 1.96 * std / sqrt(episodes) (std with ddof=1).
+interval 1.96 * std / sqrt(episodes) (std with ddof=1). That interval covers the
+sampling of episodes only, conditional on the videos they are drawn from (see
+`ssvbench.results.stats`); per-episode accuracies are kept for paired comparisons.
+`details['ci95_over_query_videos']` gives a second interval of the same mean, from a
+bootstrap over the videos that served as queries (each video's correct and total query
+appearances resampled together): it also holds the sampling of the test videos on the
+query side (not on the support side), and is the one to read before trusting a gap.
 
 Videos of the novel classes come from the test split, or from train and test pooled
 (the ARN/CMN lists use every video of a novel class, whichever standard split it is
@@ -24,6 +30,7 @@ import numpy as np
 
 from ssvbench.evaluators import features as features_lib
 from ssvbench.evaluators import knn
+from ssvbench.results import stats
 
 SOURCES = ("test", "train+test")
 _SAMPLING_BLOCK = 1000
@@ -55,7 +62,7 @@ def sample_episodes(class_members: list[np.ndarray], ways: int, shots: int, quer
 
 
 def episode_accuracies(features: np.ndarray, episodes: np.ndarray, shots: int,
-                       chunk: int = 256) -> np.ndarray:
+                       chunk: int = 256, correct_out: np.ndarray | None = None) -> np.ndarray:
   """Per-episode nearest-prototype accuracy in [0, 1].
 
   Args:
@@ -63,6 +70,8 @@ def episode_accuracies(features: np.ndarray, episodes: np.ndarray, shots: int,
     episodes: [E, ways, shots + queries] indices into `features`, supports first.
     shots: supports per class.
     chunk: episodes per vectorised step (bounds memory: chunk * ways * (shots + queries) * D).
+    correct_out: optional bool [E, ways * queries], filled with each query's correctness
+      (in the order of `episodes[:, :, shots:]` flattened).
 
   Returns:
     [E] float64 accuracies. A query equally close to two prototypes is assigned to the
@@ -76,6 +85,8 @@ def episode_accuracies(features: np.ndarray, episodes: np.ndarray, shots: int,
     similarities = np.einsum("ewqd,evd->ewqv", block[:, :, shots:], prototypes)
     correct = similarities.argmax(axis=-1) == np.arange(ways)[None, :, None]
     accuracies[start:start + chunk] = correct.reshape(len(block), -1).mean(axis=1)
+    if correct_out is not None:
+      correct_out[start:start + chunk] = correct.reshape(len(block), -1)
   return accuracies
 
 
@@ -118,6 +129,7 @@ class Evaluator:
     self.seed, self.source, self.chunk = int(seed), source, int(chunk)
     self.details: dict = {}
     self.skipped: dict[str, str] = {}
+    self.predictions: dict[str, dict] = {}
 
   def _pool(self, train, test):
     if self.source == "test":
@@ -129,7 +141,7 @@ class Evaluator:
           val: features_lib.FeatureSet | None = None) -> Iterator[tuple[str, float]]:
     """Yields ('{ways}way_{shots}shot', %) and its '_ci95' per shot count."""
     del val  # Nothing is selected.
-    self.skipped = {}
+    self.skipped, self.predictions = {}, {}
     features, labels = self._pool(train, test)
     if self.novel_classes == "all":
       novel = np.unique(labels)
@@ -164,6 +176,15 @@ class Evaluator:
         continue
       episodes = sample_episodes(members, self.ways, shots, self.queries, self.num_episodes,
                                  self.seed)
-      accuracies = 100.0 * episode_accuracies(normalised, episodes, shots, self.chunk)
+      correct = np.zeros((len(episodes), self.ways * self.queries), bool)
+      fractions = episode_accuracies(normalised, episodes, shots, self.chunk, correct)
+      # Per EPISODE: a paired comparison of two records re-uses the same episodes.
+      self.predictions[name] = stats.outcome(fractions, unit="episode")
+      # The same mean, resampled by query VIDEO: also holds which test videos there are.
+      queries = episodes[:, :, shots:].reshape(len(episodes), -1).ravel()
+      self.details.setdefault("ci95_over_query_videos", {})[name] = stats.ratio_bootstrap_ci95(
+          np.bincount(queries, weights=correct.ravel(), minlength=len(labels)),
+          np.bincount(queries, minlength=len(labels)))
+      accuracies = 100.0 * fractions
       yield name, float(accuracies.mean())
       yield name + "_ci95", float(1.96 * accuracies.std(ddof=1) / np.sqrt(len(accuracies)))

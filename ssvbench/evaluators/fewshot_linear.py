@@ -13,8 +13,10 @@ Lambda is chosen per shot count on validation (given, or carved from train by gr
 by the mean validation accuracy over seeds; the few-shot videos are drawn from the
 fitting part of train only, so validation never overlaps them. The same fitted ridge
 models are then scored once on test; we report the mean and the sample standard
-deviation (ddof=1) over seeds. Samples are nested: seed s's 5-shot set contains its
-1-shot set, so differences between shot counts are not sampling noise.
+deviation (ddof=1) over seeds, and (from the registry) `{s}shot_ci95`, a two-way
+bootstrap over seeds and test videos (`ssvbench.results.stats`). Samples are nested:
+seed s's 5-shot set contains its 1-shot set, so differences between shot counts are not
+sampling noise.
 
 A shot count that some class cannot supply (fewer videos than shots in the fitting
 part) is skipped with the reason recorded, rather than silently capped, so "25shot"
@@ -29,6 +31,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ssvbench.evaluators import features as features_lib
+from ssvbench.results import stats
 
 BIAS_FEATURE = 100.0
 
@@ -124,6 +127,7 @@ class Evaluator:
     self.val_fraction, self.val_seed = float(val_fraction), int(val_seed)
     self.details: dict = {}
     self.skipped: dict[str, str] = {}
+    self.predictions: dict[str, dict] = {}
 
   def run(self, train: features_lib.FeatureSet, test: features_lib.FeatureSet,
           val: features_lib.FeatureSet | None = None) -> Iterator[tuple[str, float]]:
@@ -134,7 +138,7 @@ class Evaluator:
       fit = train
     fit_x, val_x, test_x = fit.video_features(), val.video_features(), test.video_features()
     classes, counts = np.unique(fit.labels, return_counts=True)
-    self.skipped = {}
+    self.skipped, self.predictions = {}, {}
     self.details = {"num_classes_sampled": len(classes), "selected_l2": {}}
     for shots in self.shots:
       name = f"{shots}shot"
@@ -143,7 +147,7 @@ class Evaluator:
         reason = (f"{len(short)} class(es) have fewer than {shots} videos in the fitting part "
                   f"of train (e.g. class {int(short[0])} has {int(counts[classes == short[0]][0])})")
         logging.warning("fewshot_linear: skipping %s: %s.", name, reason)
-        self.skipped[name] = self.skipped[name + "_std"] = reason
+        self.skipped[name] = self.skipped[name + "_std"] = self.skipped[name + "_ci95"] = reason
         continue
       solvers, val_accuracy = [], np.zeros((len(self.seeds), len(self.l2_grid)))
       for i, seed in enumerate(self.seeds):
@@ -155,7 +159,10 @@ class Evaluator:
       chosen = int(np.argmax(val_accuracy.mean(axis=0)))
       l2 = self.l2_grid[chosen]
       self.details["selected_l2"][name] = l2
-      scores = np.array([100.0 * (solver.predict(test_x, [l2])[0] == test.labels).mean()
-                         for solver in solvers])
+      predicted = np.stack([solver.predict(test_x, [l2])[0] for solver in solvers])
+      scores = np.array([100.0 * (row == test.labels).mean() for row in predicted])
+      # [seeds, videos]: the `_ci95` is a two-way bootstrap over seeds and test videos.
+      self.predictions[name] = stats.outcome(predicted == test.labels[None, :],
+                                             labels=test.labels, predicted=predicted)
       yield name, float(scores.mean())
       yield name + "_std", _std(scores.tolist())

@@ -41,7 +41,8 @@ from ssvbench.data import validation as validation_lib
 from ssvbench.evaluators import extract, knn
 from ssvbench.evaluators import protocol as protocol_lib
 from ssvbench.methods import base as methods_base
-from ssvbench.results import records
+from ssvbench.results import predictions as predictions_lib
+from ssvbench.results import records, stats
 from ssvbench.train import checkpoint as checkpoint_lib
 from ssvbench.train import sharding, trainer
 
@@ -412,11 +413,21 @@ def finetune_run(pretrain_workdir: str | pathlib.Path,
   test_scores = predict_video_scores(best_model, store.data_source(test_split), spec.views,
                                      mesh=mesh, per_device_batch=per_device_batch,
                                      progress=progress, description="test")
-  test = score(test_scores, store.labels(test_split))
+  test_labels = np.asarray(store.labels(test_split))
+  test = score(test_scores, test_labels)
   test_seconds = time.perf_counter() - start
+  # Per-video outcomes: the `_ci95` (bootstrap over test videos) and the sidecar.
+  outcomes = {
+      "finetune/top1": stats.outcome(
+          knn.topk_hits(test_scores, test_labels, 1, positive_only=False), labels=test_labels,
+          predicted=test_scores.argmax(axis=1)),
+      "finetune/top5": stats.outcome(
+          knn.topk_hits(test_scores, test_labels, 5, positive_only=False), labels=test_labels)}
 
   metrics = {"finetune/top1": test["top1"], "finetune/top5": test["top5"],
-             "finetune/val_top1": val_by_step[chosen]["top1"]}
+             "finetune/val_top1": val_by_step[chosen]["top1"],
+             **{f"{name}_ci95": stats.bootstrap_ci95(packed)
+                for name, packed in outcomes.items()}}
   details = {
       "chosen_step": chosen, "chosen_epoch": chosen / plan["steps_per_epoch"],
       "val_by_step": {str(s): v for s, v in val_by_step.items()},
@@ -439,12 +450,18 @@ def finetune_run(pretrain_workdir: str | pathlib.Path,
       checkpoint=str(train_dir / trainer.CHECKPOINT_SUBDIR / str(chosen)),
       run_name=run_name or pretrain_workdir.name,
       extra={"evaluation": "finetune", "chosen_step": chosen,
-             "pretrain_steps": pretrain_steps[-1], "finetune_steps": plan["num_steps"]})
+             "pretrain_steps": pretrain_steps[-1], "finetune_steps": plan["num_steps"],
+             # The official split (UCF101/HMDB51) for the standard table's split means.
+             **({"official_split": int(store.manifest["official_split"])}
+                if store.manifest.get("official_split") is not None else {})})
   if jax.process_index() == 0:
     (out_dir / RESULT_FILE).write_text(json.dumps(
         {"protocol": protocol_info, "metrics": metrics, "details": details}, indent=2) + "\n")
     if append:
-      records.append_record(results_file or pretrain_workdir / "results.jsonl", record)
+      results_file = pathlib.Path(results_file or pretrain_workdir / "results.jsonl")
+      predictions_lib.attach(record, results_file.parent, outcomes,
+                             np.asarray(store.video_ids(test_split)))
+      records.append_record(results_file, record)
   logging.info("fine-tuned %s under %s: %s (step %d chosen on validation)", pretrain_workdir,
                spec.name, metrics, chosen)
   return {"metrics": metrics, "details": details, "record": record}

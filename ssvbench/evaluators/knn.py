@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ssvbench.evaluators import features as features_lib
+from ssvbench.results import stats
 
 # Default chunk sizes: a [1024, 16384] float32 similarity block is 64 MB.
 QUERY_CHUNK = 1024
@@ -187,17 +188,24 @@ class Evaluator:
     self.query_chunk, self.gallery_chunk = int(query_chunk), int(gallery_chunk)
     self.details: dict = {}
     self.skipped: dict[str, str] = {}
+    self.predictions: dict[str, dict] = {}
 
   def run(self, train: features_lib.FeatureSet, test: features_lib.FeatureSet,
           val: features_lib.FeatureSet | None = None) -> Iterator[tuple[str, float]]:
-    """Yields ('top1', %) and ('top5', %). `val` is unused: k-NN selects nothing."""
+    """Yields ('top1', %) and ('top5', %). `val` is unused: k-NN selects nothing.
+
+    Per-video hits (and top-1 predicted classes) are left in `self.predictions`."""
     del val
     sims, labels, k_used = _neighbours(train, test, self.k, self.query_chunk,
                                        self.gallery_chunk)
     self.details = {"k_used": k_used}
     scores = class_scores(sims, labels, train.num_classes, self.temperature)
-    yield "top1", 100.0 * float(topk_hits(scores, test.labels, 1).mean())
-    yield "top5", 100.0 * float(topk_hits(scores, test.labels, 5).mean())
+    top1, top5 = topk_hits(scores, test.labels, 1), topk_hits(scores, test.labels, 5)
+    self.predictions = {
+        "top1": stats.outcome(top1, labels=test.labels, predicted=scores.argmax(axis=1)),
+        "top5": stats.outcome(top5, labels=test.labels)}
+    yield "top1", 100.0 * float(top1.mean())
+    yield "top5", 100.0 * float(top5.mean())
 
 
 class SweepEvaluator:
@@ -226,11 +234,12 @@ class SweepEvaluator:
     self.query_chunk, self.gallery_chunk = int(query_chunk), int(gallery_chunk)
     self.details: dict = {}
     self.skipped: dict[str, str] = {}
+    self.predictions: dict[str, dict] = {}
 
   def run(self, train, test, val=None) -> Iterator[tuple[str, float]]:
     """Yields ('k{k}_T{T}/top1', %) for every cell of the grid."""
     del val
-    self.skipped = {}
+    self.skipped, self.predictions = {}, {}
     sims, labels, k_used = _neighbours(train, test, max(self.ks), self.query_chunk,
                                        self.gallery_chunk)
     for k in self.ks:
@@ -240,4 +249,7 @@ class SweepEvaluator:
           self.skipped[name] = f"k={k} exceeds the {train.num_videos} training videos"
           continue
         scores = class_scores(sims[:, :k], labels[:, :k], train.num_classes, temperature)
-        yield name, 100.0 * float(topk_hits(scores, test.labels, 1).mean())
+        hits = topk_hits(scores, test.labels, 1)
+        self.predictions[name] = stats.outcome(hits, labels=test.labels,
+                                               predicted=scores.argmax(axis=1))
+        yield name, 100.0 * float(hits.mean())

@@ -37,6 +37,7 @@ import optax
 
 from ssvbench.evaluators import features as features_lib
 from ssvbench.evaluators import knn
+from ssvbench.results import stats
 
 
 class _Preprocess:
@@ -153,6 +154,7 @@ class Evaluator:
     self.val_fraction, self.val_seed = float(val_fraction), int(val_seed)
     self.details: dict = {}
     self.skipped: dict[str, str] = {}
+    self.predictions: dict[str, dict] = {}
 
   def _fit(self, features: np.ndarray, labels: np.ndarray, num_classes: int,
            grid: list[tuple[float, float]]):
@@ -206,6 +208,14 @@ class Evaluator:
         "validation_top1": {f"lr={lr:g},wd={wd:g}": 100.0 * -acc for acc, _, i in candidates
                             for lr, wd in [self.grid[i]]},
         "num_fit": fit.num_videos, "num_val": val.num_videos, "num_refit": train.num_videos}
-    yield "top1", 100.0 * float(knn.topk_hits(logits, test.labels, 1, positive_only=False).mean())
-    yield "top5", 100.0 * float(knn.topk_hits(logits, test.labels, 5, positive_only=False).mean())
-    yield "mean_class_acc", mean_class_accuracy(logits.argmax(axis=1), test.labels)
+    top1 = knn.topk_hits(logits, test.labels, 1, positive_only=False)
+    top5 = knn.topk_hits(logits, test.labels, 5, positive_only=False)
+    predicted = logits.argmax(axis=1)
+    self.predictions = {
+        "top1": stats.outcome(top1, labels=test.labels, predicted=predicted),
+        "top5": stats.outcome(top5, labels=test.labels),
+        "mean_class_acc": stats.outcome(predicted == test.labels, statistic="mean_class",
+                                        labels=test.labels, predicted=predicted)}
+    yield "top1", 100.0 * float(top1.mean())
+    yield "top5", 100.0 * float(top5.mean())
+    yield "mean_class_acc", mean_class_accuracy(predicted, test.labels)

@@ -11,7 +11,12 @@ Every evaluator class has:
   - `run(train, test, val=None)` yielding `(metric, value)` pairs; metric names are
     local ('top1') and the registry prefixes the entry's name ('knn/top1');
   - `skipped`: metric -> reason for a metric it could not compute, and `details`: what
-    it chose or measured besides the metrics (selected hyper-parameters, effective k).
+    it chose or measured besides the metrics (selected hyper-parameters, effective k);
+  - optionally `predictions`: metric -> per-unit outcomes (`ssvbench.results.stats.outcome`:
+    per-video hits, predicted classes, per-episode accuracies), filled by `run`. For each
+    such metric without its own `_ci95`, the registry adds `<metric>_ci95` (bootstrap
+    half-width, `stats.bootstrap_ci95`), and it passes the outcomes on so that they can
+    be saved beside the record (`ssvbench.results.predictions`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import time
 from typing import Any, Iterator, Mapping
 
 from ssvbench.evaluators import features as features_lib
+from ssvbench.results import stats
 
 # type -> (module, class). Module names match the evaluator files.
 EVALUATOR_TYPES = {
@@ -105,16 +111,24 @@ def run_evaluators(resolved_evals: Mapping[str, Mapping[str, Any]],
   """Runs every evaluator in name order.
 
   Yields:
-    ('metric', (name, value)) for each metric, named '<entry>/<metric>', then, per
-    entry, ('skipped', {metric: reason}), ('details', {entry: details}) and
-    ('seconds', {entry: wall time}).
+    ('metric', (name, value)) for each metric, named '<entry>/<metric>', including the
+    `_ci95` the registry computes from the evaluator's predictions, then, per entry,
+    ('predictions', {'<entry>/<metric>': outcomes}), ('skipped', {metric: reason}),
+    ('details', {entry: details}) and ('seconds', {entry: wall time}).
   """
   for name in sorted(resolved_evals):
     evaluator = build(name, resolved_evals[name])
     start = time.perf_counter()
+    yielded = set()
     for metric, value in evaluator.run(train, test, val):
+      yielded.add(metric)
       yield "metric", (f"{name}/{metric}", float(value))
+    predictions = getattr(evaluator, "predictions", None) or {}
+    for metric, packed in predictions.items():
+      if metric + "_ci95" not in yielded:
+        yield "metric", (f"{name}/{metric}_ci95", stats.bootstrap_ci95(packed))
     seconds = time.perf_counter() - start
+    yield "predictions", {f"{name}/{metric}": packed for metric, packed in predictions.items()}
     logging.info("evaluator %s took %.2f s", name, seconds)
     yield "skipped", {f"{name}/{metric}": reason for metric, reason in evaluator.skipped.items()}
     yield "details", {name: evaluator.details}

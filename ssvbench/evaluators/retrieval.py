@@ -20,15 +20,23 @@ import numpy as np
 
 from ssvbench.evaluators import features as features_lib
 from ssvbench.evaluators import knn
+from ssvbench.results import stats
+
+
+def hits_at_k(neighbour_labels: np.ndarray, query_labels: np.ndarray,
+              ks: Sequence[int]) -> dict[int, np.ndarray]:
+  """Per-query hit at k (bool [Q]) from each query's ranked neighbour labels."""
+  matches = neighbour_labels == query_labels[:, None]
+  # A query with no match in its list gets an infinite rank, even for k beyond the list.
+  first_match = np.where(matches.any(axis=1), matches.argmax(axis=1), np.iinfo(np.int64).max)
+  return {k: first_match < k for k in ks}
 
 
 def recall_at_k(neighbour_labels: np.ndarray, query_labels: np.ndarray,
                 ks: Sequence[int]) -> dict[int, float]:
   """R@k in percent from each query's ranked neighbour labels [Q, >= max(ks)]."""
-  matches = neighbour_labels == query_labels[:, None]
-  # A query with no match in its list gets an infinite rank, even for k beyond the list.
-  first_match = np.where(matches.any(axis=1), matches.argmax(axis=1), np.iinfo(np.int64).max)
-  return {k: 100.0 * float((first_match < k).mean()) for k in ks}
+  return {k: 100.0 * float(hits.mean())
+          for k, hits in hits_at_k(neighbour_labels, query_labels, ks).items()}
 
 
 class Evaluator:
@@ -51,6 +59,7 @@ class Evaluator:
     self.query_chunk, self.gallery_chunk = int(query_chunk), int(gallery_chunk)
     self.details: dict = {}
     self.skipped: dict[str, str] = {}
+    self.predictions: dict[str, dict] = {}
 
   def run(self, train: features_lib.FeatureSet, test: features_lib.FeatureSet,
           val: features_lib.FeatureSet | None = None) -> Iterator[tuple[str, float]]:
@@ -66,6 +75,7 @@ class Evaluator:
                               gallery_chunk=self.gallery_chunk)
     self.details = {"gallery_size": train.num_videos, "num_queries": test.num_videos,
                     "center": self.center}
-    recalls = recall_at_k(train.labels[ids], test.labels, self.ks)
+    hits = hits_at_k(train.labels[ids], test.labels, self.ks)
+    self.predictions = {f"R@{k}": stats.outcome(hits[k], labels=test.labels) for k in self.ks}
     for k in self.ks:
-      yield f"R@{k}", recalls[k]
+      yield f"R@{k}", 100.0 * float(hits[k].mean())

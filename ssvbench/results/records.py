@@ -11,8 +11,15 @@ the devices -- and the tables are rendered from these records only.
 Conventions:
   * Metric names are slash-separated paths (`linear/top1`, `retrieval/R@1`,
     `fewshot_episodic/5way_1shot`), with uncertainty as a sibling metric suffixed
-    `_ci95` (half-width of the 95% interval) or `_std`.
-  * Accuracy-like metrics are stored as fractions in [0, 1]; tables show percentages.
+    `_ci95` (half-width of the 95% interval, in the metric's units; see
+    `ssvbench.results.stats` for how each is computed) or `_std`.
+  * Accuracy-like metrics are stored as percentages in [0, 100] (what the evaluators
+    yield and the tables check), and so are their `_ci95` half-widths.
+  * Optional fields (absent from records written before they existed):
+    `predictions` {file, sha256}: the per-video predictions sidecar
+    (`ssvbench.results.predictions`), `file` relative to the results file's folder;
+    `cpu` {model, isa_flags, machine}: the host CPU, whose float behaviour can move a
+    trained number (AVX2 vs AVX-512 kernels).
   * Records are appended, never rewritten; only process 0 of a multi-host run should
     append (the caller's responsibility: the record itself says `num_processes`).
 """
@@ -27,6 +34,7 @@ import math
 import os
 import pathlib
 import platform
+import re
 import subprocess
 import warnings
 from typing import Any, Mapping
@@ -71,7 +79,15 @@ _FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "num_processes": ((int,), False),
     "extra": ((dict,), True),
 }
+# Fields a record may lack (older records); checked like the others when present.
+_OPTIONAL_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "predictions": ((dict,), False),
+    "cpu": ((dict,), False),
+}
 _PROTOCOL_FIELDS = ("name", "version", "fingerprint")
+# ISA extensions that select different float kernels (XLA:CPU, oneDNN, Eigen).
+_ISA_FLAGS = re.compile(r"^(sse4_[12]|avx|avx2|fma|f16c|avx512\w*|avx_vnni\w*|amx\w*|"
+                        r"asimd\w*|sve\w*|sme\d*)$")
 _NON_EMPTY = ("run_name", "method", "backbone", "pretrain_data", "dataset", "split",
               "manifest_hash")
 
@@ -138,12 +154,52 @@ def ssvbench_version() -> str:
   return version
 
 
+def cpu_facts() -> dict[str, Any]:
+  """The host CPU: model name, the ISA flags that change float kernels, machine type.
+
+  From /proc/cpuinfo on Linux (x86 `model name`/`flags`, ARM `Features`), else from
+  `platform` (no flags).
+  """
+  model, flags = None, []
+  try:
+    text = pathlib.Path("/proc/cpuinfo").read_text(errors="replace")
+  except OSError:
+    text = ""
+  for line in text.splitlines():
+    key, _, content = line.partition(":")
+    key = key.strip().lower()
+    if model is None and key in ("model name", "cpu model", "hardware"):
+      model = content.strip()
+    elif not flags and key in ("flags", "features"):
+      flags = sorted(f for f in content.split() if _ISA_FLAGS.match(f))
+  return {"model": model or platform.processor() or platform.machine() or "unknown",
+          "isa_flags": flags, "machine": platform.machine()}
+
+
+def provenance(record: Mapping[str, Any]) -> str:
+  """One line saying where a record's numbers were computed."""
+  cpu = record.get("cpu") or {}
+  all_flags = cpu.get("isa_flags", [])
+  wide = [f for f in all_flags if f.startswith("avx512")]
+  flags = [f for f in all_flags if f.startswith(("avx", "amx", "sve")) and f not in wide]
+  if wide:  # AVX-512 comes as a dozen sub-extensions; their count is enough here.
+    flags.append(f"avx512 ({len(wide)} ext.)")
+  cpu_text = (f"; cpu {cpu.get('model')} ({', '.join(flags) or 'no AVX/AMX/SVE flags'})"
+              if cpu else "; cpu not recorded")
+  return (f"{record['run_name']}: protocol {record['protocol']['name']}@"
+          f"{record['protocol']['version']} fp {record['protocol']['fingerprint'][:8]}, "
+          f"manifest {record['manifest_hash'][:8]}, git {str(record.get('git_sha'))[:12]}, "
+          f"seeds {record['seeds']}, {record['num_devices']}x {record['device_kind']}"
+          f"{cpu_text}")
+
+
 def _device_facts() -> dict[str, Any]:
   import jax  # Imported here so reading or tabulating records never starts a backend.
   return {
       "device_kind": str(jax.devices()[0].device_kind),
       "num_devices": int(jax.device_count()),
       "num_processes": int(jax.process_count()),
+      "cpu": cpu_facts(),
   }
 
 
@@ -238,11 +294,12 @@ def validate_record(record: Mapping[str, Any], where: str = "record") -> None:
   missing = [field for field in _FIELDS if field not in record]
   if missing:
     raise ValueError(f"{where}: missing field(s) {missing}.")
-  unknown = sorted(set(record) - set(_FIELDS))
+  unknown = sorted(set(record) - set(_FIELDS) - set(_OPTIONAL_FIELDS))
   if unknown:
     raise ValueError(f"{where}: unknown field(s) {unknown}; put additional information "
-                     f"under 'extra'. Known fields: {list(_FIELDS)}.")
-  for field, (types, nullable) in _FIELDS.items():
+                     f"under 'extra'. Known fields: {list(_FIELDS) + list(_OPTIONAL_FIELDS)}.")
+  present = {**_FIELDS, **{k: v for k, v in _OPTIONAL_FIELDS.items() if k in record}}
+  for field, (types, nullable) in present.items():
     value = record[field]
     if value is None and nullable:
       continue
@@ -290,6 +347,18 @@ def validate_record(record: Mapping[str, Any], where: str = "record") -> None:
     if value is not None and not isinstance(value, str):
       raise ValueError(f"{where}: field 'library_versions.{name}' must be a string or "
                        f"null, got {type(value).__name__}.")
+  if "predictions" in record:
+    info = record["predictions"]
+    name, digest = info.get("file"), info.get("sha256")
+    if (not isinstance(name, str) or not name or os.path.isabs(name) or ".." in
+        pathlib.PurePath(name).parts):
+      raise ValueError(f"{where}: field 'predictions.file' must be a relative file name, got "
+                       f"{name!r}.")
+    if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+      raise ValueError(f"{where}: field 'predictions.sha256' must be 64 hex digits, got "
+                       f"{digest!r}.")
+  if "cpu" in record and not isinstance(record["cpu"].get("model"), str):
+    raise ValueError(f"{where}: field 'cpu.model' must be a string.")
   for field in ("num_devices", "num_processes"):
     if record[field] < 1:
       raise ValueError(f"{where}: field '{field}' must be >= 1, got {record[field]}.")

@@ -10,9 +10,23 @@ caption, carries dataset/split/protocol/fingerprint columns on every row instead
 
 Within a table, a row is one value of the `rows` fields (default method and backbone).
 Several records may fill one row (e.g. a kNN and a linear evaluation of one checkpoint);
-two records giving different values for the same metric of the same row are an error,
-because choosing one silently is how a leaderboard ends up with a cherry-picked number.
-Add a distinguishing field (`run_name`, `pretrain_data`, `extra.<key>`) to `rows`.
+two records of the same pre-training seed giving different values for the same metric
+of the same row are an error, because choosing one silently is how a leaderboard ends
+up with a cherry-picked number. Add a distinguishing field (`run_name`, `pretrain_data`,
+`extra.<key>`) to `rows`.
+
+Seeds are an axis: records of one row that differ by `seeds.pretrain` are aggregated,
+per metric, as mean ± std over the seeds (`stats.aggregate_seeds`), and a table with any
+such row gets a `seeds` column giving n per row, n = 1 rows marked "(one seed)", so
+n = 1 and n = 3 rows are never mixed silently (a cell whose metric has fewer seeds than
+its row says `(n=k)`). CSV has `n_seeds` and per-metric `<metric>_n`.
+
+Ties: besides the bold best, a `†` marks every row statistically indistinguishable from
+the best of its column (`stats.tied_with_best`): by a paired bootstrap against the best
+row (p >= 0.05) when both are single-seed rows whose records have predictions sidecars
+(pass `predictions_dir`, the folder sidecar names are relative to); otherwise by overlap
+of 95% intervals (a single seed: its `_ci95`; several: `stats.row_interval`, which adds
+the between-seed spread to the test-set interval). The caption says which was used.
 
 Formatting: accuracy-like metrics (leaf name `top<k>`, `R@<k>`, `recall@<k>`, `acc`,
 `accuracy`, `<n>way_<k>shot`, `mAP`) are stored as percentages (the convention of the
@@ -20,8 +34,14 @@ evaluators and of `evaluate-features`) and shown with one decimal; they must lie
 [0, 100]. Other metrics use `decimals` decimals. A
 metric with a `<name>_ci95` (preferred) or `<name>_std` sibling is shown as
 `mean ± spread`. The best value of each column (at displayed precision, all ties) is
-bold in Markdown, LaTeX and HTML when the column has at least two values; lower is
-better for metrics whose name contains `loss` or `error`.
+bold in Markdown, LaTeX and HTML when the column has at least two values; whether
+lower or higher is better is the metric's declared direction (`stats.direction`:
+diagnostics' alignment and uniformity, losses and errors are lower-is-better).
+
+CSV cells are numbers at full precision: per metric the value (or seed mean), then
+`<metric>_ci95` (the interval used for ties), `<metric>_std` (the record's own std
+sibling), `<metric>_seed_std` (over seeds), `<metric>_n` and `<metric>_top` (1 for the
+best row and rows tied with it); an empty cell is a missing value.
 """
 
 from __future__ import annotations
@@ -35,12 +55,17 @@ import pathlib
 import re
 from typing import Any, Iterable, Mapping, Sequence
 
+import numpy as np
+
+from ssvbench.results import stats
+
 _SPREAD_SUFFIXES = ("_ci95", "_std")
 _PERCENT_LEAF = re.compile(
     r"^((val_)?top\d+|R@\d+|recall@\d+|acc|accuracy|mean_class_acc|\d+way_\d+shot|\d+shot|"
     r"mAP)$", re.IGNORECASE)
-_LOWER_IS_BETTER = re.compile(r"loss|error", re.IGNORECASE)
 MISSING = "-"
+TIE_MARK = "†"
+PAIRED_TIE_RESAMPLES = 2000
 
 
 def is_percentage(metric: str) -> bool:
@@ -54,9 +79,20 @@ def is_percentage(metric: str) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class Cell:
-  """One table entry in display units (percentages already x100); None if missing."""
+  """One table entry in display units (percentages already x100); None if missing.
+
+  `value` is the seed mean when n > 1 and `spread` then the std over seeds; with one
+  seed, `spread` is the record's `_ci95` (or `_std`) sibling. `interval` is the 95%
+  half-width used for ties, `ci95`/`std` the single record's siblings, `seed_std` the
+  std over seeds (None with one seed).
+  """
   value: float | None
   spread: float | None = None
+  n: int = 1
+  interval: float | None = None
+  ci95: float | None = None
+  std: float | None = None
+  seed_std: float | None = None
 
   @property
   def missing(self) -> bool:
@@ -76,8 +112,11 @@ class Table:
     spread_kinds: per metric, `ci95`, `std` or None (what follows `±`).
     row_keys: per row, the values of `row_fields`.
     cells: per row, one `Cell` per metric (display units: percentages already x100).
-    texts: per row, the formatted number per metric (no bold).
+    texts: per row, the formatted number per metric (no bold, no tie mark).
     best: per metric, the set of row indices holding the best displayed value.
+    row_seeds: per row, the number of pre-training seeds aggregated in it.
+    tied: per metric, rows (not best) statistically indistinguishable from the best.
+    tie_methods: the tie criteria used ('paired bootstrap', 'interval overlap').
   """
   dataset: str
   split: str
@@ -91,6 +130,23 @@ class Table:
   cells: tuple[tuple[Cell, ...], ...]
   texts: tuple[tuple[str, ...], ...]
   best: tuple[frozenset[int], ...]
+  row_seeds: tuple[int, ...] = ()
+  tied: tuple[frozenset[int], ...] = ()
+  tie_methods: tuple[str, ...] = ()
+
+  @property
+  def seed_aggregated(self) -> bool:
+    return any(n > 1 for n in self.row_seeds)
+
+  def row_label(self, index: int) -> str:
+    """The `seeds` column text of a row (n; n = 1 is marked)."""
+    n = self.row_seeds[index]
+    return f"{n} (one seed)" if n == 1 else str(n)
+
+  def shown(self, index: int, column: int) -> str:
+    """A cell's text with its tie mark (bold is the renderer's)."""
+    text = self.texts[index][column]
+    return text + TIE_MARK if self.tied and index in self.tied[column] else text
 
   @property
   def protocol(self) -> str:
@@ -111,16 +167,39 @@ class Table:
             f"fingerprint {self.short_fingerprint}.")
     if any(is_percentage(metric) for metric in self.metrics):
       text += " Accuracies in %."
-    if "ci95" in self.spread_kinds:
+    # Sibling spreads are shown in single-seed rows only.
+    single = not self.row_seeds or any(n == 1 for n in self.row_seeds)
+    if "ci95" in self.spread_kinds and single:
       text += " ± ci95: half-width of the 95% confidence interval."
-    if "std" in self.spread_kinds:
+    if "std" in self.spread_kinds and single:
       text += " ± std: standard deviation."
+    if self.seed_aggregated:
+      text += (" seeds: pre-training seeds per row; rows with n > 1 show mean ± std over "
+               "the seeds, rows marked (one seed) the single run.")
+    if any(self.tied):
+      text += (f" {TIE_MARK}: statistically indistinguishable from the best (bold) of the "
+               f"column ({' / '.join(self.tie_methods)}).")
     return text
 
   def headers(self) -> list[str]:
-    metric_headers = [metric if kind is None else f"{metric} (±{kind})"
-                      for metric, kind in zip(self.metrics, self.spread_kinds)]
-    return list(self.row_fields) + metric_headers
+    single = not self.row_seeds or any(n == 1 for n in self.row_seeds)
+    def header(metric, kind):
+      # Say what follows ± in the rows that show it: one seed, or several.
+      spreads = []
+      if kind and single:
+        spreads.append(f"±{kind}" + (" at n=1" if self.seed_aggregated else ""))
+      if self.seed_aggregated:
+        spreads.append("±std over seeds")
+      return f"{metric} ({'; '.join(spreads)})" if spreads else metric
+    metric_headers = [header(metric, kind) for metric, kind in zip(self.metrics,
+                                                                     self.spread_kinds)]
+    seeds = ["seeds"] if self.seed_aggregated else []
+    return list(self.row_fields) + seeds + metric_headers
+
+  def row_cells(self, index: int) -> list[str]:
+    """The row-field texts of a row, with the `seeds` column when the table has it."""
+    return list(self.row_keys[index]) + ([self.row_label(index)] if self.seed_aggregated
+                                         else [])
 
 
 def _field(record: Mapping[str, Any], dotted: str) -> str:
@@ -159,7 +238,89 @@ def _format(value: float, metric: str, decimals: int) -> str:
   return f"{value:.{1 if is_percentage(metric) else decimals}f}"
 
 
-def _build_table(key, records, metrics, rows, decimals) -> Table:
+def _seed(record: Mapping[str, Any]) -> Any:
+  seeds = record.get("seeds") or {}
+  return seeds.get("pretrain")
+
+
+class _SidecarCache:
+  """Loads each record's predictions sidecar at most once (None when unavailable)."""
+
+  def __init__(self, directory):
+    self.directory = None if directory is None else pathlib.Path(directory)
+    self.loaded: dict[int, Any] = {}
+
+  def outcomes(self, record: Mapping[str, Any], metric: str):
+    if self.directory is None or not record.get("predictions"):
+      return None
+    from ssvbench.results import predictions as predictions_lib
+    key = id(record)
+    if key not in self.loaded:
+      try:
+        self.loaded[key] = predictions_lib.load_for_record(record, self.directory)
+      except predictions_lib.SidecarError:
+        self.loaded[key] = None
+    loaded = self.loaded[key]
+    return None if loaded is None else loaded[1].get(metric)
+
+
+def _cell(metric, kind, by_seed, decimals):
+  """(Cell, text) of one metric of one row from {seed: {name: (value, record)}}."""
+  seeds = [seed for seed, row in by_seed.items() if metric in row]
+  if not seeds:
+    return Cell(None), MISSING, []
+  def sibling(row, suffix):
+    if metric + suffix not in row:
+      return None
+    value, record = row[metric + suffix]
+    return _to_display(metric, value, record["run_name"])
+  values = [_to_display(metric, by_seed[s][metric][0], by_seed[s][metric][1]["run_name"])
+            for s in seeds]
+  ci95s = [c for c in (sibling(by_seed[s], "_ci95") for s in seeds) if c is not None]
+  mean, seed_std, n = stats.aggregate_seeds(values)
+  records = [by_seed[s][metric][1] for s in seeds]
+  if n == 1:
+    row = by_seed[seeds[0]]
+    ci95, std = sibling(row, "_ci95"), sibling(row, "_std")
+    spread = {"ci95": ci95, "std": std}.get(kind)
+    text = _format(mean, metric, decimals)
+    if spread is not None:
+      text += f" ± {_format(spread, metric, decimals)}"
+    return (Cell(mean, spread, 1, interval=ci95, ci95=ci95, std=std), text, records)
+  interval = stats.row_interval(mean, seed_std, n, ci95s if len(ci95s) == n else ())
+  text = f"{_format(mean, metric, decimals)} ± {_format(seed_std, metric, decimals)}"
+  return Cell(mean, seed_std, n, interval=interval, seed_std=seed_std), text, records
+
+
+def _ties(metric, cells, records, sidecars):
+  """(tied rows, method used) of one column."""
+  values = [None if c.missing else c.value for c in cells]
+  intervals = [c.interval for c in cells]
+  better = stats.direction(metric)
+  best, _ = stats.tied_with_best(values, intervals, better=better)
+  if best is None:
+    return frozenset(), set()
+  p_values: list[float | None] = [None] * len(cells)
+  best_pack = (sidecars.outcomes(records[best][0], metric)
+               if len(records[best]) == 1 else None)
+  if best_pack is not None:
+    for i, cell in enumerate(cells):
+      if i == best or cell.missing or len(records[i]) != 1:
+        continue
+      pack = sidecars.outcomes(records[i][0], metric)
+      if pack is None or np.shape(pack["outcomes"]) != np.shape(best_pack["outcomes"]):
+        continue
+      p_values[i] = stats.paired_bootstrap(
+          pack, best_pack, num_resamples=PAIRED_TIE_RESAMPLES)["p_value"]
+  _, tied = stats.tied_with_best(values, intervals, better=better, p_values=p_values)
+  methods = set()
+  for i in tied:
+    methods.add("paired bootstrap, p >= 0.05" if p_values[i] is not None
+                else "overlapping 95% intervals")
+  return frozenset(tied), methods
+
+
+def _build_table(key, records, metrics, rows, decimals, predictions_dir=None) -> Table:
   dataset, split, protocol_name, protocol_version, fingerprint = key
   metrics = list(metrics) if metrics is not None else _default_metrics(records)
   all_names = {name for record in records for name in record["metrics"]}
@@ -168,60 +329,66 @@ def _build_table(key, records, metrics, rows, decimals) -> Table:
     kinds = [suffix[1:] for suffix in _SPREAD_SUFFIXES if metric + suffix in all_names]
     spread_kinds.append(kinds[0] if kinds else None)
 
-  # Merge each row's records; a metric given twice with different values is ambiguous.
-  merged: dict[tuple[str, ...], dict[str, tuple[float, str]]] = {}
+  # Merge each row's records per pre-training seed; a metric given twice for one seed
+  # with different values is ambiguous.
+  merged: dict[tuple[str, ...], dict[Any, dict[str, tuple[float, Mapping]]]] = {}
   for record in records:
     row_key = tuple(_field(record, field) for field in rows)
-    row = merged.setdefault(row_key, {})
+    row = merged.setdefault(row_key, {}).setdefault(_seed(record), {})
     for name, value in record["metrics"].items():
       previous = row.get(name)
       if previous is not None and previous[0] != value:
         raise ValueError(
             f"leaderboard: row {dict(zip(rows, row_key))} of {dataset} ({split}) gets "
-            f"'{name}' = {previous[0]} from run '{previous[1]}' and {value} from run "
-            f"'{record['run_name']}'; add a distinguishing field (e.g. 'run_name') to "
-            "`rows`.")
-      row[name] = (value, record["run_name"])
+            f"'{name}' = {previous[0]} from run '{previous[1]['run_name']}' and {value} from "
+            f"run '{record['run_name']}' (same pre-training seed); add a distinguishing "
+            "field (e.g. 'run_name') to `rows`.")
+      row[name] = (value, record)
 
   row_keys = sorted(merged)
-  cells, texts = [], []
+  cells, texts, row_seeds, cell_records = [], [], [], []
   for row_key in row_keys:
-    row = merged[row_key]
-    row_cells, row_texts = [], []
+    by_seed = merged[row_key]
+    row_n = len(by_seed)
+    row_cells, row_texts, row_records = [], [], []
     for metric, kind in zip(metrics, spread_kinds):
-      if metric not in row:
-        row_cells.append(Cell(None))
-        row_texts.append(MISSING)
-        continue
-      value = _to_display(metric, row[metric][0], row[metric][1])
-      text = _format(value, metric, decimals)
-      spread = None
-      if kind is not None and f"{metric}_{kind}" in row:
-        spread_value, spread_run = row[f"{metric}_{kind}"]
-        spread = _to_display(metric, spread_value, spread_run)
-        text += f" ± {_format(spread, metric, decimals)}"
-      row_cells.append(Cell(value, spread))
+      cell, text, used = _cell(metric, kind, by_seed, decimals)
+      if not cell.missing and cell.n != row_n:
+        text += f" (n={cell.n})"
+      row_cells.append(cell)
       row_texts.append(text)
+      row_records.append(used)
     cells.append(tuple(row_cells))
     texts.append(tuple(row_texts))
+    row_seeds.append(row_n)
+    cell_records.append(row_records)
 
-  best = []
+  best, tied, tie_methods = [], [], set()
+  sidecars = _SidecarCache(predictions_dir)
   for column, metric in enumerate(metrics):
     # Compare at displayed precision so that equal-looking numbers are bold together.
     shown = {index: float(_format(row[column].value, metric, decimals))
              for index, row in enumerate(cells) if not row[column].missing}
     if len(shown) < 2:
       best.append(frozenset())
+      tied.append(frozenset())
       continue
-    pick = min if _LOWER_IS_BETTER.search(metric) else max
+    pick = min if stats.direction(metric) == stats.LOWER else max
     target = pick(shown.values())
     best.append(frozenset(index for index, value in shown.items() if value == target))
+    column_tied, methods = _ties(metric, [row[column] for row in cells],
+                                 [row[column] for row in cell_records], sidecars)
+    tied.append(column_tied - best[-1])
+    if column_tied - best[-1]:
+      tie_methods |= methods
 
   return Table(dataset=dataset, split=split, protocol_name=protocol_name,
                protocol_version=protocol_version, protocol_fingerprint=fingerprint,
                row_fields=tuple(rows), metrics=tuple(metrics),
                spread_kinds=tuple(spread_kinds), row_keys=tuple(row_keys),
-               cells=tuple(cells), texts=tuple(texts), best=tuple(best))
+               cells=tuple(cells), texts=tuple(texts), best=tuple(best),
+               row_seeds=tuple(row_seeds), tied=tuple(tied),
+               tie_methods=tuple(sorted(tie_methods)))
 
 
 def leaderboards(
@@ -230,6 +397,7 @@ def leaderboards(
     rows: Sequence[str] = ("method", "backbone"),
     *,
     decimals: int = 3,
+    predictions_dir: str | os.PathLike | None = None,
 ) -> list[Table]:
   """One table per (dataset, split, protocol name, version, fingerprint).
 
@@ -240,6 +408,8 @@ def leaderboards(
     rows: record fields identifying a row; dotted paths reach into dicts
       (`extra.rho`, `seeds.pretrain`).
     decimals: decimals for metrics that are not percentages.
+    predictions_dir: folder the records' predictions sidecars are relative to (the
+      results file's); enables paired tests for the tie marks.
 
   Returns:
     Tables sorted by their group key; empty if `records` is empty.
@@ -256,7 +426,7 @@ def leaderboards(
   groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
   for record in records:
     groups.setdefault(_group_key(record), []).append(record)
-  return [_build_table(key, groups[key], metrics, tuple(rows), decimals)
+  return [_build_table(key, groups[key], metrics, tuple(rows), decimals, predictions_dir)
           for key in sorted(groups)]
 
 
@@ -266,6 +436,7 @@ def leaderboard(
     rows: Sequence[str] = ("method", "backbone"),
     *,
     decimals: int = 3,
+    predictions_dir: str | os.PathLike | None = None,
 ) -> Table:
   """The leaderboard of records that share one dataset, split and protocol.
 
@@ -282,7 +453,8 @@ def leaderboard(
     ValueError: if the records are empty or span several (dataset, split, protocol)
       groups; use `leaderboards` to get one table per group.
   """
-  tables = leaderboards(records, metrics, rows, decimals=decimals)
+  tables = leaderboards(records, metrics, rows, decimals=decimals,
+                        predictions_dir=predictions_dir)
   if len(tables) != 1:
     groups = [f"{t.dataset} ({t.split}) {t.protocol} fp {t.short_fingerprint}"
               for t in tables]
@@ -314,21 +486,32 @@ def to_markdown(tables: Table | Sequence[Table], header: str | None = None) -> s
   for table in _as_list(tables):
     lines = [f"### {_markdown_escape(table.title)}", ""]
     lines.append("| " + " | ".join(map(_markdown_escape, table.headers())) + " |")
+    num_row_columns = len(table.headers()) - len(table.metrics)
     lines.append("|" + "|".join(
-        [" --- "] * len(table.row_fields) + [" ---: "] * len(table.metrics)) + "|")
-    for index, (row_key, texts) in enumerate(zip(table.row_keys, table.texts)):
-      shown = [f"**{text}**" if index in table.best[column] else text
-               for column, text in enumerate(texts)]
-      lines.append("| " + " | ".join(map(_markdown_escape, [*row_key, *shown])) + " |")
+        [" --- "] * num_row_columns + [" ---: "] * len(table.metrics)) + "|")
+    for index in range(len(table.row_keys)):
+      shown = [f"**{table.shown(index, column)}**" if index in table.best[column]
+               else table.shown(index, column) for column in range(len(table.metrics))]
+      lines.append("| " + " | ".join(map(_markdown_escape, [*table.row_cells(index), *shown]))
+                   + " |")
     lines += ["", _markdown_escape(table.caption), ""]
     parts.append("\n".join(lines))
   return "\n".join(parts)
 
 
+def _number(value: float | int | None) -> str:
+  return "" if value is None else repr(float(value)) if isinstance(value, float) else str(value)
+
+
 def to_csv(tables: Table | Sequence[Table]) -> str:
-  """CSV with one row per table row; columns are the row fields, the union of the
-  tables' metrics (spread folded in as `mean ± spread`, "-" if missing), then dataset,
-  split, protocol (name@version) and fingerprint, so every row carries its protocol.
+  """CSV of numbers: one row per table row, full precision, empty cells when missing.
+
+  Columns: the row fields, `n_seeds`, then per metric (union over the tables, in order)
+  `<metric>` (value, or mean over seeds), `<metric>_ci95` (the 95% half-width used for
+  ties), `<metric>_std` (the record's std sibling, one seed), `<metric>_seed_std` (std
+  over seeds), `<metric>_n` (seeds) and `<metric>_top` (1: best or tied with it, 0: not),
+  then dataset, split, protocol (name@version) and fingerprint. Spread columns that no
+  row fills are left out, and so are `n_seeds`/`_n` when no row aggregates seeds.
 
   Args:
     tables: one table or several.
@@ -338,34 +521,55 @@ def to_csv(tables: Table | Sequence[Table]) -> str:
   """
   tables = _as_list(tables)
   row_fields: list[str] = []
-  metric_headers: list[str] = []
+  metrics: list[str] = []
   for table in tables:
     for field in table.row_fields:
       if field not in row_fields:
         row_fields.append(field)
-    for header in table.headers()[len(table.row_fields):]:
-      if header not in metric_headers:
-        metric_headers.append(header)
+    for metric in table.metrics:
+      if metric not in metrics:
+        metrics.append(metric)
+  suffixes = ("", "_ci95", "_std", "_seed_std", "_n", "_top")
+  aggregated = any(table.seed_aggregated for table in tables)
+  header = row_fields + ["n_seeds"] + [m + s for m in metrics for s in suffixes] + [
+      "dataset", "split", "protocol", "fingerprint"]
+  body = []
+  for table in tables:
+    columns = {metric: column for column, metric in enumerate(table.metrics)}
+    for index, row_key in enumerate(table.row_keys):
+      by_field = dict(zip(table.row_fields, row_key))
+      numbers = []
+      for metric in metrics:
+        column = columns.get(metric)
+        cell = None if column is None else table.cells[index][column]
+        if cell is None or cell.missing:
+          numbers += [""] * len(suffixes)
+          continue
+        top = index in table.best[column] or (bool(table.tied) and index in table.tied[column])
+        numbers += [_number(cell.value), _number(cell.interval), _number(cell.std),
+                    _number(cell.seed_std), str(cell.n), "1" if top else "0"]
+      seeds = table.row_seeds[index] if table.row_seeds else 1
+      body.append([by_field.get(field, "") for field in row_fields] + [str(seeds)] +
+                  numbers + [table.dataset, table.split, table.protocol,
+                             table.protocol_fingerprint])
+  # Spread columns that no row fills, and seed counts when no row aggregates seeds,
+  # are left out; a metric's value and `_top` columns always stay.
+  keep = [i for i, name in enumerate(header)
+          if not any(name.endswith(suffix) and name[:-len(suffix)] in metrics
+                     for suffix in ("_ci95", "_std", "_seed_std", "_n"))
+          or (any(row[i] for row in body) and (aggregated or not name.endswith("_n")))]
+  keep = [i for i in keep if header[i] != "n_seeds" or aggregated]
   buffer = io.StringIO()
   writer = csv.writer(buffer, lineterminator="\n")
-  writer.writerow(row_fields + metric_headers + ["dataset", "split", "protocol",
-                                                 "fingerprint"])
-  for table in tables:
-    headers = table.headers()[len(table.row_fields):]
-    for row_key, texts in zip(table.row_keys, table.texts):
-      by_field = dict(zip(table.row_fields, row_key))
-      by_metric = dict(zip(headers, texts))
-      writer.writerow([by_field.get(field, "") for field in row_fields] +
-                      [by_metric.get(header, MISSING) for header in metric_headers] +
-                      [table.dataset, table.split, table.protocol,
-                       table.protocol_fingerprint])
+  for row in [header] + body:
+    writer.writerow([row[i] for i in keep])
   return buffer.getvalue()
 
 
 _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
     "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}", "±": r"$\pm$",
+    "^": r"\textasciicircum{}", "±": r"$\pm$", TIE_MARK: r"$^\dagger$",
 }
 
 
@@ -388,15 +592,16 @@ def to_latex(tables: Table | Sequence[Table], header: str | None = None) -> str:
   if header:
     parts.append("".join(f"% {line}\n" for line in header.strip().splitlines()))
   for table in _as_list(tables):
-    spec = "l" * len(table.row_fields) + "r" * len(table.metrics)
+    spec = "l" * (len(table.headers()) - len(table.metrics)) + "r" * len(table.metrics)
     lines = [r"\begin{table}[t]", r"\centering",
              rf"\caption{{{latex_escape(table.caption)}}}",
              rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
              " & ".join(map(latex_escape, table.headers())) + r" \\", r"\midrule"]
-    for index, (row_key, texts) in enumerate(zip(table.row_keys, table.texts)):
-      shown = [rf"\textbf{{{latex_escape(text)}}}" if index in table.best[column]
-               else latex_escape(text) for column, text in enumerate(texts)]
-      lines.append(" & ".join([*map(latex_escape, row_key), *shown]) + r" \\")
+    for index in range(len(table.row_keys)):
+      shown = [rf"\textbf{{{latex_escape(table.shown(index, column))}}}"
+               if index in table.best[column] else latex_escape(table.shown(index, column))
+               for column in range(len(table.metrics))]
+      lines.append(" & ".join([*map(latex_escape, table.row_cells(index)), *shown]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
     parts.append("\n".join(lines))
   return "\n".join(parts)
@@ -421,9 +626,10 @@ def to_html(tables: Table | Sequence[Table], header: str | None = None) -> str:
     body.append("<thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in table.headers())
                 + "</tr></thead>")
     body.append("<tbody>")
-    for index, (row_key, texts) in enumerate(zip(table.row_keys, table.texts)):
-      cells = [f"<td>{escape(key)}</td>" for key in row_key]
-      for column, text in enumerate(texts):
+    for index in range(len(table.row_keys)):
+      cells = [f"<td>{escape(key)}</td>" for key in table.row_cells(index)]
+      for column in range(len(table.metrics)):
+        text = table.shown(index, column)
         shown = f"<b>{escape(text)}</b>" if index in table.best[column] else escape(text)
         cells.append(f'<td class="num">{shown}</td>')
       body.append("<tr>" + "".join(cells) + "</tr>")
@@ -447,6 +653,7 @@ def write_tables(
     rows: Sequence[str] = ("method", "backbone"),
     decimals: int = 3,
     header: str | None = None,
+    predictions_dir: str | os.PathLike | None = None,
 ) -> dict[str, pathlib.Path]:
   """Writes `<basename>.{md,csv,tex,html}` with one table per protocol group.
 
@@ -454,14 +661,15 @@ def write_tables(
     records: result records.
     out_dir: output directory (created if absent).
     basename: file name without extension.
-    metrics, rows, decimals: see `leaderboards`.
+    metrics, rows, decimals, predictions_dir: see `leaderboards`.
     header: optional text (e.g. the regenerating command) put at the top of the
       Markdown, LaTeX and HTML files.
 
   Returns:
     Extension -> path written.
   """
-  tables = leaderboards(records, metrics, rows, decimals=decimals)
+  tables = leaderboards(records, metrics, rows, decimals=decimals,
+                        predictions_dir=predictions_dir)
   if not tables:
     raise ValueError("write_tables: no records to tabulate.")
   out_dir = pathlib.Path(out_dir)

@@ -23,7 +23,7 @@ from ssvbench import config as config_lib
 CHANGES_FILE = "config_changes.jsonl"
 # Keys added to the configs after runs were started: absent from such a run's config.json,
 # they had these values.
-ADDED_KEYS = {"train.on_nonfinite": "stop"}
+ADDED_KEYS = {"train.on_nonfinite": "stop", "train.eval_every": 0}
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:

@@ -30,6 +30,7 @@ from ssvbench.methods import base as methods_base
 from ssvbench.models import registry as models
 from ssvbench.models import sharding_rules
 from ssvbench.train import checkpoint as checkpoint_lib
+from ssvbench.train import online_eval
 from ssvbench.train import preemption
 from ssvbench.train import progress as progress_lib
 from ssvbench.train import resume as resume_lib
@@ -344,6 +345,9 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
     changes = resume_lib.check_resume_config(workdir, config, allow_changes)
   optimizer = make_optimizer(config.optim, num_steps)
   method, graphdef, state = create_train_state(config, store.num_classes, optimizer, mesh)
+  # Off unless config.train.eval_every > 0: reads the state, never changes training. Built
+  # (and its settings checked) before anything is written; it writes nothing until run.
+  monitor = online_eval.from_config(config, store, graphdef, mesh, workdir) if num_steps else None
 
   workdir.mkdir(parents=True, exist_ok=True)
   checkpointer = checkpoint_lib.Checkpointer(workdir / CHECKPOINT_SUBDIR,
@@ -370,7 +374,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
 
     last_metrics: dict[str, float] = {}
     if num_steps and start_step < num_steps:
-      last_metrics = _loop(config, workdir, method, graphdef, optimizer, mesh, state,
+      last_metrics = _loop(config, workdir, monitor, method, graphdef, optimizer, mesh, state,
                            data_iterator, checkpointer, start_step, num_steps, on_nonfinite,
                            progress)
     elif checkpointer.latest_step() is None:
@@ -381,18 +385,19 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
   return TrainResult(workdir=workdir, step=int(final_step), last_metrics=last_metrics)
 
 
-def _loop(config, workdir, method, graphdef, optimizer, mesh, state, data_iterator,
+def _loop(config, workdir, monitor, method, graphdef, optimizer, mesh, state, data_iterator,
           checkpointer, start_step, num_steps, on_nonfinite, progress) -> dict[str, float]:
   """Steps `start_step+1 .. num_steps`, with logging, checkpoints, signals and the guard."""
   # The handlers are in place before metrics.jsonl is opened: a signal from then on
   # (also during the first step's compile) ends in a checkpoint.
   with preemption.PreemptionGuard() as guard:
-    return _steps(guard, config, workdir, method, graphdef, optimizer, mesh, state,
+    return _steps(guard, config, workdir, monitor, method, graphdef, optimizer, mesh, state,
                   data_iterator, checkpointer, start_step, num_steps, on_nonfinite, progress)
 
 
-def _steps(guard, config, workdir, method, graphdef, optimizer, mesh, state, data_iterator,
-           checkpointer, start_step, num_steps, on_nonfinite, progress) -> dict[str, float]:
+def _steps(guard, config, workdir, monitor, method, graphdef, optimizer, mesh, state,
+           data_iterator, checkpointer, start_step, num_steps, on_nonfinite,
+           progress) -> dict[str, float]:
   """The steps; a signal (guard), a non-finite metric (on_nonfinite) end them early."""
   train_step = make_train_step(method, graphdef, optimizer, mesh, shardings_of(state),
                                skip_nonfinite=on_nonfinite == "skip")
@@ -438,6 +443,8 @@ def _steps(guard, config, workdir, method, graphdef, optimizer, mesh, state, dat
       if step % checkpoint_every == 0 or step == num_steps:
         save(step)
         saved = True
+      if monitor is not None and monitor.due(step):
+        monitor.run(step, state)
       if guard.should_stop(step) and step < num_steps:
         if not saved:
           save(step)
@@ -446,6 +453,8 @@ def _steps(guard, config, workdir, method, graphdef, optimizer, mesh, state, dat
         raise preemption.Preempted(guard.signum, step, workdir)
   finally:
     logger.close()
+    if monitor is not None:
+      monitor.close()
   return last_metrics
 
 

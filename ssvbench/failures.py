@@ -37,6 +37,14 @@ def run_command(args, overrides) -> int:
   """Runs `args.func` and maps its failures to (one line, exit status)."""
   try:
     return args.func(args, overrides)
+  except SystemExit as error:
+    if not isinstance(error.code, str):
+      raise
+    # A subcommand's refusal of its arguments (`raise SystemExit("...")`): bad input too.
+    message = one_line(error)
+    prefix = "" if message.startswith("ssvbench") else f"ssvbench {args.command}: error: "
+    print(prefix + message, file=sys.stderr)
+    return BAD_INPUT
   except Exception as error:  # noqa: BLE001 -- classified below, re-raised otherwise.
     if args.verbose:
       raise

@@ -545,3 +545,9 @@ def test_sigterm_to_one_host_stops_every_host_at_the_same_step(tiny_store, tmp_p
   assert len(saved) == 2 and saved[0] == saved[1]  # The same step on both hosts.
   steps = [int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()]
   assert len(steps) == 1 and f"after step {steps[0]};" in saved[0]
+
+
+def test_argument_refusals_exit_2(tmp_path, capsys, monkeypatch):
+  code, err = _cli(["prepare", "ucf101", "--out", str(tmp_path / "x")], capsys, monkeypatch)
+  assert code == 2 and err.strip() == ("ssvbench prepare: error: prepare ucf101: --source-dir "
+                                       "is required (the folder with the videos).")

@@ -78,12 +78,23 @@ def cmd_prepare(args, overrides) -> int:
       # split 1 and the 3-split mean apart.
       official_split=args.split if spec.official_splits else None,
       official_split_files=report["official_split_files"],
-      progress=not args.no_progress)
+      progress=not args.no_progress, min_frames=_clip_span(args.dataset))
   print(json.dumps({"manifest_hash": manifest["manifest_hash"],
                     "official_split": manifest.get("official_split"),
                     "official_split_files": manifest.get("official_split_files"),
-                    "counts": manifest["counts"]}, indent=2))
+                    "counts": manifest["counts"],
+                    **({"short_videos": manifest["short_videos"]}
+                       if "short_videos" in manifest else {})}, indent=2))
   return 0
+
+
+def _clip_span(dataset: str) -> int:
+  """Frames one clip of the dataset's protocol spans (shorter videos are flagged)."""
+  from ssvbench.evaluators import protocol as protocol_lib
+  if dataset not in protocol_lib.available_protocols():
+    return 2
+  views = protocol_lib.load_protocol(dataset).views
+  return max(2, int(views.num_frames) * int(views.get("frame_stride", 1)))
 
 
 def _prepare_synthactions(args, overrides) -> int:
@@ -112,7 +123,8 @@ def _prepare_synthactions(args, overrides) -> int:
 def cmd_pretrain(args, overrides) -> int:
   from ssvbench.train import trainer
   config = _load_config(args.config, overrides)
-  result = trainer.train(config, args.workdir, resume=args.resume, progress=not args.no_progress)
+  result = trainer.train(config, args.workdir, resume=args.resume, progress=not args.no_progress,
+                         allow_changes=tuple(args.allow_change or ()))
   print(json.dumps({"workdir": str(result.workdir), "step": result.step,
                     "metrics": result.last_metrics}, indent=2))
   return 0
@@ -311,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
   _add_config_argument(p, None)
   p.add_argument("--workdir", required=True, help="checkpoints, metrics.jsonl, TensorBoard")
   p.add_argument("--resume", action="store_true", help="continue the latest checkpoint exactly")
+  p.add_argument("--allow-change", action="append", metavar="KEY", help="with --resume: let "
+                 "this config key (or prefix, e.g. train.num_steps) differ from the run's "
+                 "config.json; the change is recorded in config_changes.jsonl (repeatable)")
   p.add_argument("--no-progress", action="store_true")
   p.set_defaults(func=cmd_pretrain)
 
@@ -445,13 +460,8 @@ def main(argv: list[str] | None = None) -> int:
   if args.command in ("quickstart", "pretrain", "evaluate", "benchmark"):
     from ssvbench import runtime
     runtime.configure_jax()
-  try:
-    return args.func(args, overrides)
-  except (config_lib.ConfigError, FileNotFoundError, FileExistsError, ValueError) as e:
-    if args.verbose:
-      raise
-    print(f"ssvbench {args.command}: error: {e}", file=sys.stderr)
-    return 2
+  from ssvbench import failures
+  return failures.run_command(args, overrides)
 
 
 if __name__ == "__main__":

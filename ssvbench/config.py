@@ -14,11 +14,13 @@ flags (which are global and awkward inside tests).
 from __future__ import annotations
 
 import ast
+import contextlib
 import difflib
 import importlib.util
 import json
 import pathlib
 import sys
+import traceback
 from typing import Any, Iterable
 
 import ml_collections
@@ -82,14 +84,35 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
     raise ConfigError(f"cannot import config file {file}.")
   module = importlib.util.module_from_spec(module_spec)
   sys.modules[module_name] = module
-  module_spec.loader.exec_module(module)
+  with _config_file_errors(file):
+    module_spec.loader.exec_module(module)
   if not hasattr(module, "get_config"):
     raise ConfigError(f"config file {file} has no get_config(arg=None) function.")
-  config = module.get_config(arg or None) if arg else module.get_config()
+  with _config_file_errors(file):
+    config = module.get_config(arg or None) if arg else module.get_config()
   if not isinstance(config, ml_collections.ConfigDict):
     raise ConfigError(f"{file}: get_config() must return an ml_collections.ConfigDict, "
                       f"got {type(config).__name__}.")
   return config
+
+
+@contextlib.contextmanager
+def _config_file_errors(file: pathlib.Path):
+  """Turns an exception raised while importing or calling a config file into one line
+  naming the file and the line of it that failed (a syntax error, or a config that
+  raises, e.g. for an unknown variant)."""
+  try:
+    yield
+  except ConfigError:
+    raise
+  except SyntaxError as error:
+    raise ConfigError(f"{file}:{error.lineno}: syntax error: {error.msg}.") from None
+  except Exception as error:  # noqa: BLE001 -- any failure of user code becomes one line.
+    frames = [f for f in traceback.extract_tb(error.__traceback__)
+              if pathlib.Path(f.filename).resolve() == file.resolve()]
+    where = f"{file}:{frames[-1].lineno}" if frames else str(file)
+    message = " ".join(str(error).split())
+    raise ConfigError(f"{where}: {type(error).__name__}: {message}") from None
 
 
 def flatten_keys(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:

@@ -61,6 +61,17 @@ METHOD_AUGMENT = {
 }
 
 
+def runlocal_variant(arg: str | None) -> bool:
+  """The variant argument of a SynthActions recipe file: none or `runlocal`.
+
+  A misspelt variant (`:runlokal`) used to run the full recipe silently; it is an error
+  naming the valid ones.
+  """
+  if arg not in (None, "", "runlocal"):
+    raise ValueError(f"unknown config variant {arg!r}; valid: runlocal (or none).")
+  return arg == "runlocal"
+
+
 def set_method(config: ml_collections.ConfigDict, method: str) -> None:
   """Puts `method`'s block and its augmentation changes into a SynthActions recipe."""
   config.method = ml_collections.ConfigDict(METHOD_DEFAULTS[method])
@@ -98,7 +109,9 @@ def synthactions_pretrain(method: str = "simclr", store_dir: str = "ssvbench_dat
       batch_size=32, num_steps=300, log_every=10, checkpoint_every=100, keep_checkpoints=2,
       # Online k-NN monitor on the carved validation split every N steps; 0 = off
       # (ssvbench/train/online_eval.py).
-      eval_every=0))
+      eval_every=0,
+      # A non-finite loss or gradient norm: 'stop' (exit 3) or 'skip' the update.
+      on_nonfinite="stop"))
   config.optim = ml_collections.ConfigDict(dict(
       name="adamw", lr=2e-3, weight_decay=1e-4, warmup_steps=20, final_lr_fraction=0.0,
       momentum=0.9))

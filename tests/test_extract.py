@@ -130,3 +130,23 @@ def test_cache_serves_identical_features_keyed_by_weights(backbone, store, tmp_p
                 for k in VIEWS)}) == 3 + len(VIEWS)
   with pytest.raises(ValueError, match="fingerprint"):
     _extract(backbone, store, 8, cache_dir=tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["zero_bytes", "truncated", "wrong_size"])
+def test_corrupt_cache_entry_is_recomputed_with_a_warning(damage, backbone, store, tmp_path,
+                                                         caplog):
+  weights = trainer.params_fingerprint(backbone)
+  first = _extract(backbone, store, 8, cache_dir=tmp_path, weights_fingerprint=weights)
+  (cached_file,) = tmp_path.glob("*.npz")
+  data = cached_file.read_bytes()
+  if damage == "zero_bytes":  # What a crash after an unsynced rename leaves.
+    cached_file.write_bytes(b"")
+  elif damage == "truncated":
+    cached_file.write_bytes(data[:len(data) // 2])
+  else:
+    np.savez(cached_file, features=first["features"][:3])
+  again = _extract(backbone, store, 8, cache_dir=tmp_path, weights_fingerprint=weights)
+  assert "is corrupt" in caplog.text and "recomputing" in caplog.text
+  np.testing.assert_array_equal(again["features"], first["features"])
+  assert cached_file.read_bytes() == data  # Rewritten whole.
+  assert [p.name for p in tmp_path.iterdir()] == [cached_file.name]  # No temporary left.

@@ -245,3 +245,34 @@ def test_protocol_recipes_resolve_and_misuse_is_refused():
                              300)
   assert plan["num_steps"] == 56 and plan["checkpoint_every"] == 19
   assert plan["checkpoint_steps"] == [19, 38, 56]
+
+
+def test_sigterm_during_finetune_checkpoints_and_resume_gives_the_same_result(pretrained,
+                                                                              tmp_path):
+  """Preemption of a fine-tune: SIGTERM (real, to this process) stops it after a step with
+  a checkpoint; `resume=True` then gives the numbers of an uninterrupted fine-tune."""
+  import os
+  import signal
+  import threading
+  import time
+  from ssvbench.train import preemption
+  straight = finetune.finetune_run(pretrained, tiny_spec(), tmp_path / "straight",
+                                   progress=False, append=False)
+  out = tmp_path / "preempted"
+  metrics_file = out / finetune.TRAIN_SUBDIR / "metrics.jsonl"
+
+  def preempt():
+    while not metrics_file.exists():
+      time.sleep(0.01)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+  threading.Thread(target=preempt, daemon=True).start()
+  with pytest.raises(preemption.Preempted) as stopped:
+    finetune.finetune_run(pretrained, tiny_spec(), out, progress=False, append=False)
+  assert stopped.value.exit_code == 143
+  saved = finetune._saved_steps(out / finetune.TRAIN_SUBDIR / trainer.CHECKPOINT_SUBDIR)
+  assert saved and saved[-1] == stopped.value.step < 3
+  resumed = finetune.finetune_run(pretrained, tiny_spec(), out, resume=True, progress=False,
+                                  append=False)
+  assert resumed["metrics"] == straight["metrics"]
+  assert resumed["details"]["chosen_step"] == straight["details"]["chosen_step"]

@@ -162,8 +162,8 @@ def test_append_after_truncated_line_keeps_new_record(tmp_path):
     records.append_record(path, _record(run_name="b"))
   lines = path.read_text().splitlines()
   assert len(lines) == 3 and json.loads(lines[2])["run_name"] == "b"
-  with pytest.raises(ValueError, match=r"results.jsonl:2: malformed JSON"):
-    records.load_records(path)
+  # The truncated record is lost, not the file: reading skips it by number.
+  assert [r["run_name"] for r in records.load_records(path)] == ["a", "b"]
 
 
 def test_append_refuses_invalid_record(tmp_path):

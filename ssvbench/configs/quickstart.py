@@ -8,5 +8,6 @@ from ssvbench import quickstart
 
 
 def get_config(arg=None):
-  del arg
+  if arg:
+    raise ValueError(f"unknown config variant {arg!r}; this config has none.")
   return quickstart.default_config()

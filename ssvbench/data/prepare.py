@@ -227,6 +227,7 @@ def prepare_dataset(
     official_split: int | None = None,
     official_split_files: bool | None = None,
     progress: bool = True,
+    min_frames: int = 2,
 ) -> dict:
   """Decodes the videos of `index` into a prepared store at `out_dir`.
 
@@ -252,6 +253,11 @@ def prepare_dataset(
     official_split_files: whether the split files parse to the official ones; recorded
       as `manifest["official_split_files"]` when given.
     progress: show a tqdm progress bar.
+    min_frames: videos with fewer decoded frames are flagged: their entry gets a
+      `warning` (a clip longer than the video repeats frames, clamped indices, so a
+      1-frame video feeds motion-free clips) and the manifest a `short_videos` summary;
+      both are absent when no video is short, so other stores keep their hash. The
+      command passes the clip span (frames x stride) of the dataset's protocol.
 
   Returns:
     The manifest (as written to `manifest.json`).
@@ -294,7 +300,7 @@ def prepare_dataset(
       ("official_split", official_split),
       ("official_split_files", official_split_files)) if value is not None}
   manifest = _assemble(index, source_dir, out_dir, found_paths, results, settings,
-                       skipped, provenance)
+                       skipped, provenance, min_frames)
   shutil.rmtree(staging_dir)
   _print_summary(manifest, out_dir, elapsed, results)
   return manifest
@@ -328,7 +334,7 @@ def _run_tasks(tasks: list[dict], num_workers: int, progress: bool,
 
 
 def _assemble(index, source_dir, out_dir, found_paths, results, settings, skipped,
-              provenance) -> dict:
+              provenance, min_frames=2) -> dict:
   """Writes the record files in manifest order from staging, then the manifest."""
   staging_dir = out_dir / STAGING_DIRNAME
   listed_splits = [split for split in SPLITS if index.split(split)]
@@ -361,6 +367,9 @@ def _assemble(index, source_dir, out_dir, found_paths, results, settings, skippe
       }
       for field in ("num_frames", "fps", "duration", "height", "width"):
         video[field] = None if result is None else result[field]
+      if status == "ok" and video["num_frames"] < min_frames:
+        video["warning"] = (f"short: {video['num_frames']} frame(s), fewer than the "
+                            f"{min_frames} a clip spans; its clips repeat frames")
       split_counts = counts[entry.split]
       split_counts["listed"] += 1
       # "skipped" appears only where used, so stores without it keep their hash.
@@ -385,6 +394,9 @@ def _assemble(index, source_dir, out_dir, found_paths, results, settings, skippe
     if split not in splits:
       store_lib.record_path(out_dir, split, index.name).unlink(missing_ok=True)
 
+  short = sum("warning" in video for video in videos)
+  if short:
+    provenance = dict(provenance, short_videos={"count": short, "min_frames": min_frames})
   manifest = {"format_version": store_lib.FORMAT_VERSION, "dataset": index.name,
               "class_names": list(index.class_names), "decode": settings,
               "videos": videos, "counts": counts, **provenance}
@@ -440,6 +452,13 @@ def _print_summary(manifest: dict, out_dir: Path, elapsed: float,
     lines.append(f"  corrupt: {video['path']}: {video['error']}")
   if len(corrupt) > _NUM_LISTED:
     lines.append(f"  ... and {len(corrupt) - _NUM_LISTED} more corrupt (see manifest)")
+  short = [video for video in manifest["videos"] if "warning" in video]
+  if short:
+    lines.append(f"  WARNING: {len(short)} video(s) shorter than "
+                 f"{manifest['short_videos']['min_frames']} frames (a clip's span): their "
+                 "clips repeat frames; flagged in the manifest ('warning')")
+    for video in short[:_NUM_LISTED]:
+      lines.append(f"  short: {video['path']}: {video['num_frames']} frame(s)")
   lines.append(f"  manifest_hash {manifest['manifest_hash']}")
   # stderr: stdout of `ssvbench prepare` is the machine-readable JSON summary.
   print("\n".join(lines), file=sys.stderr)

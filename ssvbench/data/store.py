@@ -26,7 +26,9 @@ videos are all skipped has no record file and is not among `PreparedStore.splits
 Optional top-level manifest keys (absent from older stores, covered by the hash when
 present): `official_split` (int, the UCF101/HMDB51 split 1-3 the store was prepared
 from) and `official_split_files` (bool, whether those split files parse to the
-official ones).
+official ones), and `short_videos` ({count, min_frames}: videos with fewer decoded frames
+than a clip spans, each of which carries a `warning` string in its entry; both absent
+when no video is short).
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ import numpy as np
 
 from ssvbench import hashing
 from ssvbench.data import validation as validation_lib
+from ssvbench.evaluators import feature_inputs
 from ssvbench.evaluators import features as features_lib
 from ssvbench.evaluators import protocol as protocol_lib
 from ssvbench.evaluators import registry
@@ -53,11 +54,7 @@ def _package_version() -> str:
 def _max_label(source: FeatureInput) -> int:
   if isinstance(source, features_lib.FeatureSet):
     return int(source.labels.max())
-  try:
-    with np.load(source, allow_pickle=False) as data:
-      return int(np.max(data["labels"]))
-  except (KeyError, ValueError, OSError) as error:
-    raise features_lib.FeatureError(f"{source}: cannot read 'labels' ({error}).") from None
+  return int(np.max(feature_inputs.labels_of(source)))
 
 
 def _load(source: FeatureInput | None, num_classes: int, split: str):
@@ -132,6 +129,7 @@ def evaluate_features(protocol: str | ml_collections.ConfigDict | Mapping[str, A
   test_set, test_info = _load(test, num_classes, "test")
   val_set, val_info = _load(val, num_classes, "val")
   features_lib.check_compatible(train_set, test_set, val_set)
+  warnings = feature_inputs.unseen_class_warnings(train_set, test_set, val_set)
 
   result: dict[str, Any] = {
       "protocol": {"name": resolved["name"], "version": resolved["version"],
@@ -143,6 +141,7 @@ def evaluate_features(protocol: str | ml_collections.ConfigDict | Mapping[str, A
       "validation": _validation_record(train_set, val_info, resolved),
       "metrics": {}, "skipped": {}, "details": {}, "seconds": {},
       "ssvbench_version": _package_version(),
+      **({"warnings": warnings} if warnings else {}),
   }
   sections = [("evals", "metrics")] + ([("sweeps", "sweeps")] if sweeps else [])
   collected: dict[str, Any] = {}
@@ -172,7 +171,9 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--test", required=True, help="test features .npz")
   parser.add_argument("--val", default=None, help="validation features .npz; default: carved "
                       "from train by groups (or by video)")
-  parser.add_argument("--out", default=None, help="write the result JSON here (default: stdout)")
+  parser.add_argument("--out", default=None, help="write the result JSON here (default: "
+                      "stdout); an existing file is an error unless --overwrite")
+  parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
   parser.add_argument("--sweeps", action="store_true",
                       help="also run the protocol's diagnostic sweeps (k-NN k x T table)")
   from ssvbench.evaluators import feature_records
@@ -182,23 +183,28 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
 def run_cli(args: argparse.Namespace) -> int:
   """Runs `evaluate-features` from parsed arguments; returns the exit code."""
   from ssvbench.evaluators import feature_records
+  overwrite = getattr(args, "overwrite", False)
   collected: dict[str, Any] = {}
   try:
+    feature_inputs.check_out(args.out, overwrite)
     spec = protocol_lib.load_protocol(args.protocol)
     problem = feature_records.check_arguments(args, spec)
     if problem:
       raise protocol_lib.ProtocolError(problem)
     result = evaluate_features(spec, args.train, args.test, args.val,
                                sweeps=args.sweeps, predictions=collected)
+    if args.out and collected["metrics"]:
+      out = pathlib.Path(args.out)
+      # The sidecar's name is relative to the JSON's folder, where it is written.
+      result["predictions"] = predictions_lib.write_sidecar(
+          out.parent, predictions_lib.sidecar_name(result), collected["metrics"],
+          collected["video_ids"])
+    text = json.dumps(result, indent=2, sort_keys=True)
+    if args.out:  # Written whole, and never over an existing file unless asked.
+      feature_inputs.write_out(args.out, text + "\n", overwrite)
   except (features_lib.FeatureError, protocol_lib.ProtocolError) as error:
-    print(f"evaluate-features: error: {error}", file=sys.stderr)
+    print(f"evaluate-features: error: {' '.join(str(error).split())}", file=sys.stderr)
     return 2
-  if args.out and collected["metrics"]:
-    out = pathlib.Path(args.out)
-    # The sidecar's name is relative to the JSON's folder, where it is written.
-    result["predictions"] = predictions_lib.write_sidecar(
-        out.parent, predictions_lib.sidecar_name(result), collected["metrics"],
-        collected["video_ids"])
   if getattr(args, "results", None):
     from ssvbench.results import records
     record = feature_records.make_record(args, spec, result)
@@ -207,9 +213,7 @@ def run_cli(args: argparse.Namespace) -> int:
                            collected["video_ids"])
     records.append_record(args.results, record)
     logging.info("appended the record to %s", args.results)
-  text = json.dumps(result, indent=2, sort_keys=True)
   if args.out:
-    pathlib.Path(args.out).write_text(text + "\n")
     for name, value in sorted(result["metrics"].items()):
       print(f"{name:32s} {value:10.4f}")
     for name, reason in sorted(result["skipped"].items()):

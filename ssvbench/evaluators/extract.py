@@ -14,7 +14,10 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import pathlib
+import tempfile
+import zipfile
 from typing import Any, Mapping
 
 import jax
@@ -98,10 +101,10 @@ def extract_features(backbone: nnx.Module, store, split: str, views: Mapping[str
     key = cache_key(weights_fingerprint, store.manifest_hash, split, spec,
                     input_norm.of(backbone))
     cache_file = pathlib.Path(cache_dir) / f"{key}.npz"
-    if cache_file.is_file():
-      with np.load(cache_file) as cached:
-        logging.info("features of %s/%s from cache %s", store.dataset, split, cache_file)
-        return {"features": cached["features"], **meta}
+    cached = _read_cache(cache_file, len(videos))
+    if cached is not None:
+      logging.info("features of %s/%s from cache %s", store.dataset, split, cache_file)
+      return {"features": cached, **meta}
   if not videos:
     raise ValueError(f"split {split!r} of {store.dataset} has no decoded videos.")
 
@@ -126,8 +129,47 @@ def extract_features(backbone: nnx.Module, store, split: str, views: Mapping[str
   if len(features) != len(videos):
     raise RuntimeError(f"extracted {len(features)} videos of {split}, expected {len(videos)}.")
   if cache_file is not None and jax.process_index() == 0:
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_suffix(".tmp.npz")
-    np.savez(tmp, features=features)
-    tmp.replace(cache_file)
+    _write_cache(cache_file, features)
   return {"features": features, **meta}
+
+
+def _read_cache(cache_file: pathlib.Path, num_videos: int) -> np.ndarray | None:
+  """The cached features, or None when absent or unusable.
+
+  A cache entry is a copy of what extraction computes, so a corrupt one (a zero-byte
+  file left by a crash or a full disk, a truncated archive, features of the wrong size)
+  is recomputed with a warning rather than failing the evaluation.
+  """
+  if not cache_file.is_file():
+    return None
+  try:
+    with np.load(cache_file, allow_pickle=False) as cached:
+      features = cached["features"]
+    if features.ndim < 2 or len(features) != num_videos:
+      raise ValueError(f"features of shape {features.shape} for {num_videos} videos")
+    return features
+  except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+    logging.warning("feature cache %s is corrupt (%s); recomputing it.", cache_file,
+                    " ".join(str(error).split()) or type(error).__name__)
+    cache_file.unlink(missing_ok=True)
+    return None
+
+
+def _write_cache(cache_file: pathlib.Path, features: np.ndarray) -> None:
+  """Writes a cache entry whole: a private temporary file, fsync'd, then renamed (a rename
+  of unsynced data can leave a zero-byte file after a crash)."""
+  cache_file.parent.mkdir(parents=True, exist_ok=True)
+  handle, tmp = tempfile.mkstemp(prefix=cache_file.stem + ".", suffix=".tmp",
+                                 dir=cache_file.parent)
+  try:
+    with os.fdopen(handle, "wb") as f:
+      np.savez(f, features=features)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, cache_file)
+  except OSError as error:
+    logging.warning("could not write the feature cache %s (%s); continuing without it.",
+                    cache_file, error)
+  finally:
+    if os.path.exists(tmp):
+      os.unlink(tmp)

@@ -154,14 +154,9 @@ def load_npz(path: str | pathlib.Path, num_classes: int) -> FeatureSet:
   Raises:
     FeatureError: a missing file or key, or any violation listed in `FeatureSet`.
   """
+  from ssvbench.evaluators import feature_inputs  # Imports this module's FeatureError.
   path = pathlib.Path(path)
-  if not path.is_file():
-    raise FeatureError(f"feature file not found: {path}.")
-  try:
-    with np.load(path, allow_pickle=False) as data:
-      arrays = {key: data[key] for key in data.files}
-  except (ValueError, OSError) as error:
-    raise FeatureError(f"{path}: not a readable .npz file without pickled objects ({error}).")
+  arrays = feature_inputs.read_npz(path)
   missing = [key for key in REQUIRED_KEYS if key not in arrays]
   if missing:
     raise FeatureError(f"{path}: missing key(s) {missing}; a feature file holds "

@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime
 import importlib.metadata
 import json
+import logging
 import math
 import os
 import pathlib
@@ -407,8 +408,9 @@ def append_record(path: str | os.PathLike, record: Mapping[str, Any]) -> None:
 def load_records(path: str | os.PathLike) -> list[dict[str, Any]]:
   """Reads and validates every record of a JSON-lines file.
 
-  Blank lines are ignored. Any malformed line is an error: a results file that cannot be
-  read entirely is not silently read in part.
+  Blank lines are ignored. A truncated line (its JSON value ends early: an append cut
+  short by a full disk or a crash) is skipped with a warning naming `path:line`; any
+  other malformed line is an error: a results file is not silently read in part.
 
   Args:
     path: the JSON-lines file.
@@ -429,6 +431,12 @@ def load_records(path: str | os.PathLike) -> list[dict[str, Any]]:
       try:
         record = json.loads(line)
       except json.JSONDecodeError as error:
+        if error.pos >= len(line.rstrip()) or error.msg.startswith("Unterminated string"):
+          # The line stops before its JSON value does: a write cut short (a full disk,
+          # a crash during an append). Its record is lost; the others are intact.
+          logging.warning("%s: skipping a truncated record (a write cut short): %r", where,
+                          line.strip()[:80])
+          continue
         raise ValueError(f"{where}: malformed JSON ({error.msg} at column "
                          f"{error.colno}): {line.strip()[:80]!r}.") from None
       validate_record(record, where=where)

@@ -7,7 +7,10 @@ that would have come next; a model resumed without its data order is not the sam
 
 from __future__ import annotations
 
+import errno
+import logging
 import pathlib
+import shutil
 from typing import Any
 
 import grain
@@ -15,11 +18,70 @@ import jax
 import orbax.checkpoint as ocp
 
 
+def _is_disk_full(error: BaseException) -> bool:
+  """ENOSPC/EDQUOT as an OSError, or as tensorstore reports it (a ValueError whose text
+  carries the OS error)."""
+  if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+    return True
+  text = str(error)
+  return "No space left on device" in text or "Disk quota exceeded" in text
+
+
+class _HeldLogs(logging.Filter):
+  """Holds orbax's (absl) log records during a save: a failed save logs its exception
+  from every background thread (a full disk gave 10 tracebacks). The exception itself
+  is raised either way; the held records are replayed only for failures that are not
+  explained in one line."""
+
+  def __init__(self):
+    super().__init__()
+    self.records: list[logging.LogRecord] = []
+    self._logger = logging.getLogger("absl")
+
+  def filter(self, record):
+    self.records.append(record)
+    return False
+
+  def __enter__(self):
+    self._logger.addFilter(self)
+    return self
+
+  def __exit__(self, *exc):
+    self._logger.removeFilter(self)
+
+  def replay(self):
+    for record in self.records:
+      self._logger.handle(record)
+    self.records = []
+
+
+class DiskFullError(OSError):
+  """A save failed for lack of space; the message names the folder (one line). The
+  command exits with status 2 (ssvbench.failures)."""
+
+  exit_code = 2
+
+
+def has_checkpoints(directory: str | pathlib.Path) -> bool:
+  """Whether `directory` holds a finished checkpoint (without opening a manager)."""
+  directory = pathlib.Path(directory)
+  return directory.is_dir() and any(p.name.isdigit() for p in directory.iterdir())
+
+
 class Checkpointer:
   """Saves and restores (train state, data iterator) pairs under `<workdir>/checkpoints`."""
 
-  def __init__(self, directory: str | pathlib.Path, max_to_keep: int = 2):
+  def __init__(self, directory: str | pathlib.Path, max_to_keep: int = 2,
+               remove_stale: bool = False):
+    """`remove_stale`: delete leftovers of interrupted saves (only the run that writes
+    here may, never a reader: it would delete a save in progress)."""
     self.directory = pathlib.Path(directory).resolve()
+    # A save cut short (kill -9, a full disk) leaves a `<step>.orbax-checkpoint-tmp*`
+    # folder behind; it is removed when the run restarts. (Orbax's own
+    # cleanup_tmp_directories runs in the background and raced with the first save.)
+    if remove_stale and jax.process_index() == 0 and self.directory.is_dir():
+      for stale in self.directory.glob("*.orbax-checkpoint-tmp*"):
+        shutil.rmtree(stale, ignore_errors=True)
     self._manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
@@ -33,8 +95,28 @@ class Checkpointer:
     items = {"state": ocp.args.StandardSave(state)}
     if data_iterator is not None:
       items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
-    self._manager.save(step, args=ocp.args.Composite(**items))
-    self._manager.wait_until_finished()
+    held = _HeldLogs()
+    try:
+      with held:
+        self._manager.save(step, args=ocp.args.Composite(**items))
+        self._manager.wait_until_finished()
+    except (OSError, ValueError) as error:
+      if not _is_disk_full(error):
+        held.replay()
+        raise
+      self._remove_temporary(step)
+      raise DiskFullError(f"no space left on the device of {self.directory} while saving "
+                          f"checkpoint step {step}; its temporary files were removed, the "
+                          f"earlier checkpoints are intact (latest: step "
+                          f"{self.latest_step()}).") from None
+    except BaseException:
+      held.replay()
+      raise
+    held.replay()
+
+  def _remove_temporary(self, step: int) -> None:
+    for path in self.directory.glob(f"{step}.orbax-checkpoint-tmp*"):
+      shutil.rmtree(path, ignore_errors=True)
 
   def restore(self, abstract_state: Any, data_iterator: Any | None = None,
               step: int | None = None) -> tuple[int, Any]:

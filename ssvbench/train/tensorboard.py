@@ -64,6 +64,12 @@ class ScalarWriter:
     self._writer.add_event(event_pb2.Event(wall_time=time.time(), step=int(step),
                                            summary=summary_pb2.Summary(value=values)))
 
+  def restart_at(self, step: int) -> None:
+    """Marks a resumed run: TensorBoard drops events of earlier files with step >= `step`
+    (a SessionLog START event; it purges the steps logged after the resumed checkpoint)."""
+    start = event_pb2.SessionLog(status=event_pb2.SessionLog.START)
+    self._write(event_pb2.Event(wall_time=time.time(), step=int(step), session_log=start))
+
   def flush(self) -> None:
     self._writer.flush()
 

@@ -31,7 +31,9 @@ from ssvbench.models import registry as models
 from ssvbench.models import sharding_rules
 from ssvbench.train import checkpoint as checkpoint_lib
 from ssvbench.train import online_eval
+from ssvbench.train import preemption
 from ssvbench.train import progress as progress_lib
+from ssvbench.train import resume as resume_lib
 from ssvbench.train import sharding
 
 CHECKPOINT_SUBDIR = "checkpoints"
@@ -81,11 +83,15 @@ def split_model(model: nnx.Module):
   return nnx.split(model, nnx.Param, ...)
 
 
-def make_train_step(method, graphdef, optimizer, mesh, state_shardings=None):
+def make_train_step(method, graphdef, optimizer, mesh, state_shardings=None,
+                    skip_nonfinite: bool = False):
   """The jitted step: (state, batch) -> (state, metrics), state donated.
 
   ``state_shardings``: the state's layout (a tree of shardings, e.g. ``shardings_of(state)``
   of a state from ``create_train_state``); None replicates it. The step keeps it.
+  ``skip_nonfinite``: a step whose loss or gradient norm is not finite leaves parameters,
+  batch statistics and optimiser state as they were (the step counter still advances,
+  its batch is consumed) and reports ``skipped=1``; finite steps compute the same values.
   """
 
   def step_fn(state, batch):
@@ -99,13 +105,19 @@ def make_train_step(method, graphdef, optimizer, mesh, state_shardings=None):
       _, _, rest = split_model(model)
       return loss, (metrics, rest)
 
-    (_, (metrics, rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+    (loss, (metrics, rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state["params"], state["rest"])
     updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
     # State updated outside the gradient (EMA targets, queues) sees the new parameters.
     rest = method.after_update(params, rest, state["step"])
     metrics["grad_norm"] = optax.global_norm(grads)
+    if skip_nonfinite:
+      finite = jnp.isfinite(loss) & jnp.isfinite(metrics["grad_norm"])
+      keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+      params, rest = keep(params, state["params"]), keep(rest, state["rest"])
+      opt_state = keep(opt_state, state["opt_state"])
+      metrics["skipped"] = 1.0 - finite.astype(jnp.float32)
     new_state = dict(state, params=params, rest=rest, opt_state=opt_state, step=state["step"] + 1)
     return new_state, metrics
 
@@ -243,84 +255,208 @@ def make_data_iterator(config, store, method):
   return iter(dataset)
 
 
+class TrainingDiverged(RuntimeError):
+  """A non-finite loss or gradient norm under `train.on_nonfinite='stop'`; exit status 3."""
+
+  exit_code = 3
+
+
+ON_NONFINITE = ("stop", "skip")
+
+
+def _check_train_config(config: ml_collections.ConfigDict, num_steps: int) -> str:
+  """Checks what the loop needs before anything is written; returns the divergence mode."""
+  if num_steps <= 0:
+    raise ValueError(f"config.train.num_steps={config.train.num_steps}: expected a positive "
+                     "number of steps.")
+  for key in ("log_every", "checkpoint_every", "keep_checkpoints"):
+    value = config.train.get(key, None)
+    if value is not None and int(value) < (0 if key == "checkpoint_every" else 1):
+      raise ValueError(f"config.train.{key}={value}: expected a positive number.")
+  mode = config.train.get("on_nonfinite", "stop")
+  if mode not in ON_NONFINITE:
+    raise ValueError(f"config.train.on_nonfinite={mode!r}: expected one of "
+                     f"{', '.join(ON_NONFINITE)}.")
+  return mode
+
+
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+            if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
+
+
+def _nonfinite_metrics(metrics) -> list[str]:
+  return [f"{name}={float(metrics[name])}" for name in ("loss", "grad_norm")
+          if name in metrics and not np.isfinite(metrics[name])]
+
+
+def _restore(checkpointer, state, data_iterator, workdir):
+  """Restores the latest checkpoint; a model that does not fit it is one line."""
+  step = checkpointer.latest_step()
+  try:
+    return checkpointer.restore(state, data_iterator)
+  except (ValueError, TypeError, KeyError) as error:
+    first = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+    raise ValueError(f"{workdir}: checkpoint step {step} does not fit the model of this "
+                     f"config (architecture or parameter shapes differ: {first}); resume "
+                     "with the run's config.json.") from None
+
+
 def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
-          resume: bool = False, progress: bool = True) -> TrainResult:
+          resume: bool = False, progress: bool = True,
+          allow_changes: tuple[str, ...] = ()) -> TrainResult:
   """Pre-trains `config.method` on `config.data` and checkpoints into `workdir`.
 
   Args:
     config: a pre-training config (see configs/pretrain/).
     workdir: where checkpoints, metrics.jsonl, TensorBoard logs and config.json go.
     resume: continue from the latest checkpoint in `workdir` (model, optimiser and data
-      order); without it, a workdir that already holds checkpoints is an error.
-    progress: show a progress bar.
+      order); without it, a workdir that already holds checkpoints is an error. The
+      config must equal the run's config.json except for keys in `allow_changes`.
+    progress: show a progress bar (a plain log line per logging step off a terminal).
+    allow_changes: dotted config keys (or prefixes) a resume may change; the changes are
+      recorded in `config_changes.jsonl`.
 
   Returns:
     The final step and the last logged metrics.
+
+  Raises:
+    preemption.Preempted: SIGTERM/SIGINT arrived; the step it arrived in was finished
+      and checkpointed.
+    TrainingDiverged: a non-finite loss or gradient norm (with on_nonfinite='stop');
+      the checkpoints on disk are all finite.
+    ValueError, store.StoreError: bad config or data, before anything is written.
   """
   workdir = pathlib.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-  mesh = sharding.make_mesh(config.get("mesh", None))
-  store = open_store(config)
   method = methods_base.get_method(config.method)
   num_steps = int(config.train.num_steps) if method.trains else 0
+  on_nonfinite = _check_train_config(config, num_steps) if method.trains else "stop"
+  # Everything that can be checked is checked before the workdir exists, so a mistake
+  # (e.g. pretrain before prepare) leaves nothing behind.
+  store = open_store(config)
+  mesh = sharding.make_mesh(config.get("mesh", None))
   global_batch = int(config.train.batch_size)
   if global_batch % sharding.data_parallel_size(mesh):
     raise ValueError(f"config.train.batch_size={global_batch} is not divisible by the "
                      f"{sharding.data_parallel_size(mesh)} devices of the data axis.")
+  changes = {}
+  if resume and checkpoint_lib.has_checkpoints(workdir / CHECKPOINT_SUBDIR):
+    changes = resume_lib.check_resume_config(workdir, config, allow_changes)
   optimizer = make_optimizer(config.optim, num_steps)
   method, graphdef, state = create_train_state(config, store.num_classes, optimizer, mesh)
+  # Off unless config.train.eval_every > 0: reads the state, never changes training. Built
+  # (and its settings checked) before anything is written; it writes nothing until run.
+  monitor = online_eval.from_config(config, store, graphdef, mesh, workdir) if num_steps else None
 
+  workdir.mkdir(parents=True, exist_ok=True)
   checkpointer = checkpoint_lib.Checkpointer(workdir / CHECKPOINT_SUBDIR,
-                                             max_to_keep=config.train.get("keep_checkpoints", 2))
-  data_iterator = make_data_iterator(config, store, method) if num_steps else None
-  start_step = 0
-  if checkpointer.latest_step() is not None:
-    if not resume:
-      raise FileExistsError(f"{workdir} already holds checkpoints (latest step "
-                            f"{checkpointer.latest_step()}); pass --resume to continue it, or "
-                            "choose a new workdir.")
-    start_step, state = checkpointer.restore(state, data_iterator)
-    logging.info("resumed from step %d", start_step)
-  else:
-    if resume:
-      logging.info("no checkpoint in %s yet, starting from scratch.", workdir)
-    if config.train.get("init_from", None):
-      state = init_backbone_from(state, config.train.init_from, optimizer, mesh)
-  if jax.process_index() == 0:
-    (workdir / "config.json").write_text(config_lib.to_json(config))
+                                             max_to_keep=config.train.get("keep_checkpoints", 2),
+                                             remove_stale=True)
+  try:
+    data_iterator = make_data_iterator(config, store, method) if num_steps else None
+    start_step = 0
+    if checkpointer.latest_step() is not None:
+      if not resume:
+        raise FileExistsError(f"{workdir} already holds checkpoints (latest step "
+                              f"{checkpointer.latest_step()}); pass --resume to continue it, "
+                              "or choose a new workdir.")
+      start_step, state = _restore(checkpointer, state, data_iterator, workdir)
+      logging.info("resumed from step %d", start_step)
+    else:
+      if resume:
+        logging.info("no checkpoint in %s yet, starting from scratch.", workdir)
+      if config.train.get("init_from", None):
+        state = init_backbone_from(state, config.train.init_from, optimizer, mesh)
+    if jax.process_index() == 0:
+      resume_lib.record_changes(workdir, start_step, changes)
+      (workdir / "config.json").write_text(config_lib.to_json(config))
 
-  last_metrics: dict[str, float] = {}
-  if num_steps and start_step < num_steps:
-    train_step = make_train_step(method, graphdef, optimizer, mesh, shardings_of(state))
-    logger = progress_lib.MetricLogger(workdir, total_steps=num_steps, start_step=start_step,
-                                       show_bar=progress, description=f"pretrain {method.name}")
-    log_every = int(config.train.get("log_every", 10))
-    # Off unless config.train.eval_every > 0: reads the state, never changes training.
-    monitor = online_eval.from_config(config, store, graphdef, mesh, workdir)
-    checkpoint_every = int(config.train.get("checkpoint_every", 0)) or num_steps
-    try:
-      for step in range(start_step + 1, num_steps + 1):
-        local = next(data_iterator)
-        batch = sharding.global_batch({"clips": local["clips"], "label": local["label"]}, mesh)
-        state, metrics = train_step(state, batch)
-        logger.accumulate(jax.device_get(metrics))
-        if step % log_every == 0 or step == num_steps:
-          last_metrics = logger.write(step)
-        else:
-          logger.tick(step)
-        if step % checkpoint_every == 0 or step == num_steps:
-          checkpointer.save(step, state, data_iterator)
-        if monitor is not None and monitor.due(step):
-          monitor.run(step, state)
-    finally:
-      logger.close()
-      if monitor is not None:
-        monitor.close()
-  elif checkpointer.latest_step() is None:
-    checkpointer.save(0, state, data_iterator)
-  final_step = checkpointer.latest_step()
-  checkpointer.close()
+    last_metrics: dict[str, float] = {}
+    if num_steps and start_step < num_steps:
+      last_metrics = _loop(config, workdir, monitor, method, graphdef, optimizer, mesh, state,
+                           data_iterator, checkpointer, start_step, num_steps, on_nonfinite,
+                           progress)
+    elif checkpointer.latest_step() is None:
+      checkpointer.save(0, state, data_iterator)
+    final_step = checkpointer.latest_step()
+  finally:
+    checkpointer.close()
   return TrainResult(workdir=workdir, step=int(final_step), last_metrics=last_metrics)
+
+
+def _loop(config, workdir, monitor, method, graphdef, optimizer, mesh, state, data_iterator,
+          checkpointer, start_step, num_steps, on_nonfinite, progress) -> dict[str, float]:
+  """Steps `start_step+1 .. num_steps`, with logging, checkpoints, signals and the guard."""
+  # The handlers are in place before metrics.jsonl is opened: a signal from then on
+  # (also during the first step's compile) ends in a checkpoint.
+  with preemption.PreemptionGuard() as guard:
+    return _steps(guard, config, workdir, monitor, method, graphdef, optimizer, mesh, state,
+                  data_iterator, checkpointer, start_step, num_steps, on_nonfinite, progress)
+
+
+def _steps(guard, config, workdir, monitor, method, graphdef, optimizer, mesh, state,
+           data_iterator, checkpointer, start_step, num_steps, on_nonfinite,
+           progress) -> dict[str, float]:
+  """The steps; a signal (guard), a non-finite metric (on_nonfinite) end them early."""
+  train_step = make_train_step(method, graphdef, optimizer, mesh, shardings_of(state),
+                               skip_nonfinite=on_nonfinite == "skip")
+  logger = progress_lib.MetricLogger(workdir, total_steps=num_steps, start_step=start_step,
+                                     show_bar=progress, description=f"pretrain {method.name}")
+  log_every = int(config.train.get("log_every", 10))
+  checkpoint_every = int(config.train.get("checkpoint_every", 0)) or num_steps
+  last_metrics: dict[str, float] = {}
+
+  def save(step):
+    # Rotation deletes the oldest checkpoints, so a non-finite state must never be
+    # saved: it would push the last finite one out.
+    if not bool(_all_finite({k: state[k] for k in ("params", "rest", "opt_state")})):
+      raise TrainingDiverged(f"step {step}: the parameters are not finite; not saved. The "
+                             f"last finite checkpoint is step {checkpointer.latest_step()} in "
+                             f"{checkpointer.directory}.")
+    checkpointer.save(step, state, data_iterator)
+
+  try:
+    for step in range(start_step + 1, num_steps + 1):
+      local = next(data_iterator)
+      batch = sharding.global_batch({"clips": local["clips"], "label": local["label"]}, mesh)
+      state, metrics = train_step(state, batch)
+      metrics = jax.device_get(metrics)
+      bad = _nonfinite_metrics(metrics)
+      if bad and on_nonfinite == "stop":
+        logger.accumulate(metrics)
+        logger.write(step)
+        raise TrainingDiverged(
+            f"step {step}: non-finite {', '.join(bad)}; training stopped. The last finite "
+            f"checkpoint is step {checkpointer.latest_step()} in {checkpointer.directory}; "
+            "lower config.optim.lr, or set config.train.on_nonfinite=skip to skip such "
+            "steps.")
+      if bad:
+        logger.skip()
+      else:
+        logger.accumulate(metrics)
+      written = saved = False
+      if step % log_every == 0 or step == num_steps:
+        last_metrics, written = logger.write(step), True
+      else:
+        logger.tick(step)
+      if step % checkpoint_every == 0 or step == num_steps:
+        save(step)
+        saved = True
+      if monitor is not None and monitor.due(step):
+        monitor.run(step, state)
+      if guard.should_stop(step) and step < num_steps:
+        if not saved:
+          save(step)
+        if not written:
+          last_metrics = logger.write(step)
+        raise preemption.Preempted(guard.signum, step, workdir)
+  finally:
+    logger.close()
+    if monitor is not None:
+      monitor.close()
+  return last_metrics
 
 
 def load_trained_model(workdir: str | pathlib.Path, step: int | None = None):

@@ -17,4 +17,4 @@ from ssvbench import recipes
 
 
 def get_config(arg=None):
-  return recipes.synthactions_pretrain("barlow_twins", runlocal=arg == "runlocal")
+  return recipes.synthactions_pretrain("barlow_twins", runlocal=recipes.runlocal_variant(arg))

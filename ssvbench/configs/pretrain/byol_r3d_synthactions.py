@@ -18,4 +18,4 @@ from ssvbench import recipes
 
 
 def get_config(arg=None):
-  return recipes.synthactions_pretrain("byol", runlocal=arg == "runlocal")
+  return recipes.synthactions_pretrain("byol", runlocal=recipes.runlocal_variant(arg))

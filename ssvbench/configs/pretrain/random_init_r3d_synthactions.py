@@ -7,4 +7,4 @@ from ssvbench import recipes
 
 
 def get_config(arg=None):
-  return recipes.synthactions_pretrain("random_init", runlocal=arg == "runlocal")
+  return recipes.synthactions_pretrain("random_init", runlocal=recipes.runlocal_variant(arg))

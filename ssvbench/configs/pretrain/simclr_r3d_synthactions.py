@@ -9,4 +9,4 @@ from ssvbench import recipes
 
 
 def get_config(arg=None):
-  return recipes.synthactions_pretrain("simclr", runlocal=arg == "runlocal")
+  return recipes.synthactions_pretrain("simclr", runlocal=recipes.runlocal_variant(arg))

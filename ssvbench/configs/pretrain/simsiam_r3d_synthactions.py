@@ -17,4 +17,4 @@ from ssvbench import recipes
 
 
 def get_config(arg=None):
-  return recipes.synthactions_pretrain("simsiam", runlocal=arg == "runlocal")
+  return recipes.synthactions_pretrain("simsiam", runlocal=recipes.runlocal_variant(arg))

@@ -7,4 +7,4 @@ from ssvbench import recipes
 
 
 def get_config(arg=None):
-  return recipes.synthactions_pretrain("supervised", runlocal=arg == "runlocal")
+  return recipes.synthactions_pretrain("supervised", runlocal=recipes.runlocal_variant(arg))

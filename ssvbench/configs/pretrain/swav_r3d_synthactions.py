@@ -18,4 +18,4 @@ from ssvbench import recipes
 
 
 def get_config(arg=None):
-  return recipes.synthactions_pretrain("swav", runlocal=arg == "runlocal")
+  return recipes.synthactions_pretrain("swav", runlocal=recipes.runlocal_variant(arg))

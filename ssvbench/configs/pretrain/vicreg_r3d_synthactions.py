@@ -17,4 +17,4 @@ from ssvbench import recipes
 
 
 def get_config(arg=None):
-  return recipes.synthactions_pretrain("vicreg", runlocal=arg == "runlocal")
+  return recipes.synthactions_pretrain("vicreg", runlocal=recipes.runlocal_variant(arg))

@@ -18,7 +18,7 @@ from ssvbench import recipes
 
 
 def get_config(arg=None):
-  runlocal = arg == "runlocal"
+  runlocal = recipes.runlocal_variant(arg)
   config = recipes.synthactions_pretrain("simclr", runlocal=runlocal)
   config.method = ml_collections.ConfigDict(dict(
       name="videomae", num_views=1, mask_ratio=0.9, normalize_targets=True,

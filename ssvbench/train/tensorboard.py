@@ -68,7 +68,8 @@ class ScalarWriter:
     """Marks a resumed run: TensorBoard drops events of earlier files with step >= `step`
     (a SessionLog START event; it purges the steps logged after the resumed checkpoint)."""
     start = event_pb2.SessionLog(status=event_pb2.SessionLog.START)
-    self._write(event_pb2.Event(wall_time=time.time(), step=int(step), session_log=start))
+    self._writer.add_event(event_pb2.Event(wall_time=time.time(), step=int(step),
+                                           session_log=start))
 
   def flush(self) -> None:
     self._writer.flush()

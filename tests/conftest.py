@@ -29,6 +29,7 @@ def tiny_synth_config():
   """A SynthActions config small enough for tests: 4 classes, 24 videos of 16 frames."""
   from ssvbench.data import synthactions
   config = synthactions.default_config()
+  config.seed = 0
   config.classes = config.classes[:4]
   config.num_groups = 3
   config.num_test_groups = 1

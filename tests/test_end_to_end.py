@@ -55,7 +55,7 @@ def test_prepare_pretrain_resume_evaluate(tmp_path, capsys):
   assert record["dataset"] == "synthactions"
   assert record["split"] == "test"
   assert record["protocol"]["name"] == "synthactions"
-  assert record["protocol"]["version"] == "2.0"
+  assert record["protocol"]["version"] == "3.0"
   assert len(record["protocol"]["fingerprint"]) >= 12
   assert record["manifest_hash"] == prepared["manifest_hash"]
   assert record["seeds"]["pretrain"] == 0

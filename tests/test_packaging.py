@@ -27,9 +27,11 @@ FINGERPRINTS = {
     ("kinetics700", None): "7fdd520b17f33121d43a5fee611e29067e47f532087160f99477a5dc20142a7c",
     ("kinetics700", "runlocal"):
         "fc58ebca1c3f9747c5e902a0fdc8e0958ed3de8d1607fa832c6c872667e24ddd",
-    ("synthactions", None): "04f5f666267010ee0801c65e9a789b3d5f6af01005e1f044488fcb51f72ed612",
+    # 3.0 (the v3 SynthActions default); 2.0, the previous default, stays loadable as v2.
+    ("synthactions", None): "3a9e952a241f2df1a5714ffe016976b5ed114307251348990b9cde6227bc36c6",
     ("synthactions", "runlocal"):
-        "35ac15e8523ec1a9057f3a5ee3266fd557abb15372531639b11b4d4c2ed4b87a",
+        "2f7a66fb23192cb97ab2b44240dc9ecf522d6c392ddb6f7445b6369a8855b3a6",
+    ("synthactions", "v2"): "04f5f666267010ee0801c65e9a789b3d5f6af01005e1f044488fcb51f72ed612",
     ("synthactions", "v1"): "d678f8571e8f4eef9ff174c7dc892f91c17c1780e80cdaad45d14abaf2bfce80",
     ("ucf101", None): "f0e8bc7d86872dcc3bbe4a301156e465cdf948fe78e515dbaaf409dc16ecfe8a",
     ("ucf101", "runlocal"): "31daea9fc8fcbe407161a997fe8ccd543648c86ee9641bf9db9f26b1a62c19a9",

@@ -55,19 +55,25 @@ DEFAULT_CLASSES = (
 
 
 def default_config() -> ml_collections.ConfigDict:
-  """Returns the default SynthActions configuration (12 classes, 960 videos of 20x20).
+  """Returns the default SynthActions configuration, v3 (12 classes, 2,976 videos of 20x20).
 
-  The sizes fit the CPU quickstart: 8-frame clips at frame stride 2 span half a video,
-  20x20 frames leave room for the pipeline's 16x16 crops, and 40 groups of 2 videos per
-  class (30 for training) give 720 training videos of 480 distinct scenes: many scenes,
-  few videos each, so that memorising scenes does not pay. 32-frame videos of two camera
-  shots (`nuisance.shots`): clips from either side of the cut share the action only.
+  Sized for the claims the quickstart makes: 84 test groups of 2 videos per class give
+  2,016 test videos, so the 95% confidence interval of a top-1 near 30% is about +-2
+  points (1.96 * sqrt(0.3 * 0.7 / 2016) = 0.020); 40 training groups give 960 training
+  videos of 480 distinct scenes (many scenes, few videos each, so that memorising scenes
+  does not pay). 8-frame clips at frame stride 2 span half a video, 20x20 frames leave
+  room for the pipeline's 16x16 crops, and 32-frame videos of two camera shots
+  (`nuisance.shots`) make clips from either side of the cut share the action only.
+
+  Generator seed 1: the pre-training recipe was tuned on a development copy drawn with
+  seed 0, so the benchmark's own test videos were never looked at while choosing it.
+  `v2_config()` is the previous default (960 videos, 180 of them test).
   """
   config = ml_collections.ConfigDict()
-  config.seed = 0
+  config.seed = 1
   config.classes = DEFAULT_CLASSES
-  config.num_groups = 40  # Groups (scenes) per class.
-  config.num_test_groups = 10  # g01..g10 form the test list (25% of groups).
+  config.num_groups = 124  # Groups (scenes) per class.
+  config.num_test_groups = 84  # g01..g84 form the test list.
   config.clips_per_group = 2
   config.num_frames = 32
   config.resolution = 20  # Square frames; must be even (yuv420p).
@@ -78,10 +84,17 @@ def default_config() -> ml_collections.ConfigDict:
   return config
 
 
+def v2_config() -> ml_collections.ConfigDict:
+  """The second default (960 videos of 20x20, two shots; 180 test videos): protocol 2.0."""
+  config = default_config()
+  config.update(dict(seed=0, num_groups=40, num_test_groups=10, clips_per_group=2))
+  return config
+
+
 def v1_config() -> ml_collections.ConfigDict:
   """The first default (600 videos of 40x40, one shot; see `scenes.v1_nuisance`)."""
   config = default_config()
-  config.update(dict(num_groups=10, num_test_groups=3, clips_per_group=5, resolution=40))
+  config.update(dict(seed=0, num_groups=10, num_test_groups=3, clips_per_group=5, resolution=40))
   config.nuisance = scenes.v1_nuisance()
   return config
 
@@ -110,7 +123,7 @@ def _as_config(config: Any) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict(config)
   config.classes = tuple(config.classes)
   checks = (
-      ("num_groups", 2 <= config.num_groups <= 99, "an integer in 2..99"),
+      ("num_groups", 2 <= config.num_groups <= 999, "an integer in 2..999"),
       ("num_test_groups", 1 <= config.num_test_groups < config.num_groups,
        "an integer in 1..num_groups-1"),
       ("clips_per_group", 1 <= config.clips_per_group <= 99, "an integer in 1..99"),

@@ -53,7 +53,7 @@ def test_make_record_fills_provenance():
   package_dir = pathlib.Path(records.__file__).parents[1]
   head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=package_dir,
                         capture_output=True, text=True, check=True).stdout.strip()
-  assert record["git_sha"] in (head, head + "-dirty")
+  assert record["git_sha"] == head or record["git_sha"].startswith(head + "-dirty.")
   json.dumps(record, allow_nan=False)  # Serialisable as is.
 
 
@@ -84,11 +84,19 @@ def test_git_sha_clean_dirty_and_absent(tmp_path, monkeypatch):
   assert records.source_git_sha() == head
   # ... an untracked module inside it does ...
   (package / "new_method.py").write_text("y = 2\n")
-  assert records.source_git_sha() == head + "-dirty"
+  untracked = records.source_git_sha()
+  assert untracked.startswith(head + "-dirty.") and len(untracked) == len(head) + 19
+  # ... named by its content: the same change gives the same name, another one another.
+  assert records.source_git_sha() == untracked
+  (package / "new_method.py").write_text("y = 3\n")
+  assert records.source_git_sha() not in (untracked, head)
   (package / "new_method.py").unlink()
   # ... and so does a modified tracked file.
   (package / "__init__.py").write_text("x = 2\n")
-  assert records.source_git_sha() == head + "-dirty"
+  modified = records.source_git_sha()
+  assert modified.startswith(head + "-dirty.") and modified != untracked
+  (package / "__init__.py").write_text("x = 3\n")
+  assert records.source_git_sha() not in (modified, head)
   # Outside any git work tree, or without git at all: None, never a crash.
   outside = tmp_path.parent / (tmp_path.name + "_nogit")
   outside.mkdir()

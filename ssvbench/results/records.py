@@ -27,6 +27,7 @@ Conventions:
 from __future__ import annotations
 
 import datetime
+import hashlib
 import importlib.metadata
 import json
 import logging
@@ -103,17 +104,21 @@ def _git(args: list[str]) -> str | None:
 
 
 def source_git_sha() -> str | None:
-  """The commit of the ssvbench source tree, `-dirty` if it has uncommitted changes.
+  """The commit of the ssvbench source tree, and the hash of its uncommitted changes.
 
   "Dirty" follows `git describe --dirty` for tracked files anywhere in the repository
   (a modified config changes results as much as modified code), and additionally counts
   untracked files inside the package directory (a new, uncommitted module can be
   imported by a run). Untracked files elsewhere (work directories, outputs) do not count.
+  A dirty tree is named by what differs, not just flagged: `-dirty.<12 hex>` is a hash of
+  `git diff HEAD` and of the untracked package files (path and content), so two records
+  made from the same uncommitted change say so, and a record from another change cannot
+  pass for it.
 
   Returns:
-    The 40-hex commit, optionally suffixed `-dirty`; None when git is missing, the
-    package is not inside a git work tree (e.g. installed from a wheel), or the
-    package's own files are not tracked by that repository.
+    The 40-hex commit, suffixed `-dirty.<diff hash>` when the tree has changes; None
+    when git is missing, the package is not inside a git work tree (e.g. installed from a
+    wheel), or the package's own files are not tracked by that repository.
   """
   sha = _git(["rev-parse", "HEAD"])
   if sha is None:
@@ -127,8 +132,19 @@ def source_git_sha() -> str | None:
                             str(_PACKAGE_DIR)])
   if tracked_changes is None or package_untracked is None:
     return None
-  dirty = bool(tracked_changes.strip()) or bool(package_untracked.strip())
-  return sha.strip() + ("-dirty" if dirty else "")
+  if not (tracked_changes.strip() or package_untracked.strip()):
+    return sha.strip()
+  digest = hashlib.sha256((_git(["diff", "HEAD", "--binary"]) or "").encode())
+  untracked = _git(["ls-files", "--others", "--exclude-standard", "--full-name", "-z", "--",
+                    str(_PACKAGE_DIR)]) or ""
+  top = (_git(["rev-parse", "--show-toplevel"]) or "").strip()
+  for name in sorted(filter(None, untracked.split("\0"))):
+    digest.update(name.encode() + b"\0")
+    try:
+      digest.update(pathlib.Path(top, name).read_bytes())
+    except OSError:
+      digest.update(b"<unreadable>")
+  return f"{sha.strip()}-dirty.{digest.hexdigest()[:12]}"
 
 
 def library_versions() -> dict[str, str | None]:

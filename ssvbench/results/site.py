@@ -122,7 +122,8 @@ def _provenance_html(records: Sequence[Mapping[str, Any]], configs: Mapping[str,
   out = ['<table class="sortable provenance" id="provenance">',
          "<caption>Provenance of every record on this page: the protocol fingerprint "
          "hashes every evaluator setting; the manifest hash identifies the prepared data; "
-         "a git SHA ending in -dirty was measured on a tree with uncommitted changes."
+         "a git SHA followed by -dirty was measured on a tree with uncommitted changes "
+         "(-dirty.HASH names them by the hash of their diff)."
          "</caption>",
          "<thead><tr>" + "".join(f'<th data-column="{i}" scope="col">{escape(h)}</th>'
                                  for i, h in enumerate(heads)) + "</tr></thead>", "<tbody>"]
@@ -134,7 +135,8 @@ def _provenance_html(records: Sequence[Mapping[str, Any]], configs: Mapping[str,
     config_cell = (f'<a href="{escape(prefix + config)}">config.json</a>' if config
                    else escape(scrub_path(record.get("checkpoint") or "-")))
     sha = record.get("git_sha") or "unknown"
-    sha_text = sha[:10] + ("-dirty" if sha.endswith("-dirty") else "")
+    commit, dirty, diff_hash = sha.partition("-dirty")
+    sha_text = commit[:10] + dirty + diff_hash
     seeds = ", ".join(f"{k}={v}" for k, v in sorted(record["seeds"].items()))
     device = f"{record['device_kind']} x{record['num_devices']}"
     cells = [record["run_name"], record["method"], record["dataset"], record["split"],

@@ -128,7 +128,8 @@ def main(argv=None) -> int:
   from ssvbench.results import tables
   from ssvbench.train import trainer
 
-  command = "/work/venv/bin/python benchmarks/method_zoo_leaderboard.py " + shlex.join(
+  # Runnable from the repository root on any machine: no interpreter or absolute path.
+  command = "python benchmarks/method_zoo_leaderboard.py " + shlex.join(
       sys.argv[1:] if argv is None else argv)
   progress = not args.no_progress
   store_dir = ensure_store(pathlib.Path(args.data_dir), progress)
@@ -171,6 +172,14 @@ def main(argv=None) -> int:
                               predictions_dir=out_dir)
   print(tables.to_markdown(tables.leaderboards(all_records, metrics, predictions_dir=out_dir),
                            header=header))
+  # The same records as the standard cross-dataset table and as a published site.
+  from ssvbench.results import site, standard
+  regenerate = f"Regenerate with: {command}"
+  paths.update({f"standard.{k}": v for k, v in standard.write(
+      standard.build(all_records), out_dir, "synthactions_standard", header=regenerate).items()})
+  site.publish([records_file], out_dir / "synthactions_site", header=regenerate,
+               title="ssvbench: SynthActions method zoo")
+  paths["site"] = out_dir / "synthactions_site" / "index.html"
   print("\n".join(notes))
   print("wrote", ", ".join(str(p) for p in [records_file, *paths.values()]))
   return 0

@@ -147,7 +147,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, fresh
                       predictions_dir=workdir)
   markdown = (workdir / "leaderboard.md").read_text()
   print(markdown)
-  print(summary(all_records, timings))
+  print(summary(all_records, timings, predictions_dir=results_file.parent))
   return {"records": all_records, "timings": timings, "leaderboard": markdown}
 
 
@@ -161,23 +161,75 @@ def headline_metrics(all_records: list[dict]) -> list[str]:
   return [metric for metric in HEADLINE_METRICS if metric in found]
 
 
-def summary(all_records: list[dict], timings: dict[str, float]) -> str:
-  """What the quickstart shows, in words: the SSL-vs-random gap and the wall time."""
+# What the quickstart claims: CVRL pre-training beats a random network by at least this many
+# points of k-NN and of linear top-1, and the supervised bound is not below CVRL.
+VERDICT_METRICS = ("knn/top1", "linear/top1")
+VERDICT_MARGIN = 10.0
+
+
+def _paired_interval(a: dict, b: dict, metric: str, predictions_dir) -> str:
+  """' (paired 95% CI [lo, hi])' of a - b from the records' sidecars, or '' without them."""
+  from ssvbench.results import compare
+  if predictions_dir is None:
+    return ""
+  try:
+    row = compare.compare(a, pathlib.Path(predictions_dir), b, pathlib.Path(predictions_dir),
+                          [metric])["metrics"][0]
+  except compare.CompareError:
+    return ""
+  return f" (paired 95% CI [{row['low']:+.1f}, {row['high']:+.1f}])"
+
+
+def verdict(by_method: dict[str, dict[int, dict]]) -> str | None:
+  """One line: does the quickstart's claim hold in every seed, and where not, why."""
+  if not {"simclr", "random_init", "supervised"} <= by_method.keys():
+    return None
+  failures, checked = [], []
+  for seed in sorted(by_method["simclr"].keys() & by_method["random_init"].keys()
+                     & by_method["supervised"].keys()):
+    ssl, random, supervised = (by_method[m][seed]["metrics"]
+                               for m in ("simclr", "random_init", "supervised"))
+    checked.append(seed)
+    for metric in VERDICT_METRICS:
+      gap = ssl[metric] - random[metric]
+      if gap < VERDICT_MARGIN:
+        failures.append(f"seed {seed}: CVRL - random {metric} {gap:+.1f}")
+      if supervised[metric] < ssl[metric]:
+        failures.append(f"seed {seed}: supervised {metric} {supervised[metric]:.1f} below CVRL "
+                        f"{ssl[metric]:.1f}")
+  claim = (f"CVRL - random init >= {VERDICT_MARGIN:.0f} points on k-NN and linear top-1, "
+           "supervised >= CVRL")
+  if failures:
+    return f"verdict: {claim}: does NOT hold ({'; '.join(failures)})"
+  return f"verdict: {claim}: holds for seed(s) {', '.join(map(str, checked))}"
+
+
+def summary(all_records: list[dict], timings: dict[str, float],
+            predictions_dir: str | pathlib.Path | None = None) -> str:
+  """What the quickstart shows, in words: the SSL-vs-random gap (with its paired interval
+  when the records' prediction sidecars are in `predictions_dir`), the verdict, the wall
+  time."""
   from ssvbench.results import stats
   by_method: dict[str, dict[int, dict]] = {}
   for r in all_records:
-    by_method.setdefault(r["method"], {})[r["seeds"].get("pretrain")] = r["metrics"]
+    by_method.setdefault(r["method"], {})[r["seeds"].get("pretrain")] = r
   lines = []
   if {"simclr", "random_init"} <= by_method.keys():
     ssl, random = by_method["simclr"], by_method["random_init"]
     for metric in ("knn/top1", "linear/top1", "motion_only/knn/top1", "motion_only/linear/top1"):
-      gaps = [ssl[s][metric] - random[s][metric] for s in sorted(ssl.keys() & random.keys())
-              if metric in ssl[s] and metric in random[s]]
+      shared = [s for s in sorted(ssl.keys() & random.keys())
+                if metric in ssl[s]["metrics"] and metric in random[s]["metrics"]]
+      gaps = [ssl[s]["metrics"][metric] - random[s]["metrics"][metric] for s in shared]
       if len(gaps) == 1:
-        lines.append(f"CVRL vs random init, {metric}: {gaps[0]:+.1f} points")
+        lines.append(f"CVRL vs random init, {metric}: {gaps[0]:+.1f} points"
+                     + _paired_interval(ssl[shared[0]], random[shared[0]], metric,
+                                        predictions_dir))
       elif gaps:
         mean, std, n = stats.aggregate_seeds(gaps)
         lines.append(f"CVRL vs random init, {metric}: {mean:+.1f} ± {std:.1f} points (mean ± "
                      f"std over {n} seeds: {', '.join(f'{g:+.1f}' for g in gaps)})")
+  claim = verdict(by_method)
+  if claim:
+    lines.append(claim)
   lines.append("wall time: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
   return "\n".join(lines)

@@ -58,6 +58,7 @@ def _leaves(module):
   return [np.asarray(x) for x in jax.tree.leaves(nnx.state(module))]
 
 
+@pytest.mark.slow
 def test_finetune_selects_on_validation_and_scores_test_once(pretrained, tiny_store, tmp_path,
                                                              monkeypatch, capsys):
   calls = []
@@ -180,6 +181,7 @@ def test_finetune_selects_on_validation_and_scores_test_once(pretrained, tiny_st
                           append=False)
 
 
+@pytest.mark.slow
 def test_init_from_refuses_another_architecture(pretrained, tiny_store):
   other = tiny_pretrain_config(tiny_store, "supervised", num_steps=0)
   other.model.overrides = dict(widths=(8, 16, 32, 32))
@@ -247,6 +249,7 @@ def test_protocol_recipes_resolve_and_misuse_is_refused():
   assert plan["checkpoint_steps"] == [19, 38, 56]
 
 
+@pytest.mark.slow
 def test_sigterm_during_finetune_checkpoints_and_resume_gives_the_same_result(pretrained,
                                                                               tmp_path):
   """Preemption of a fine-tune: SIGTERM (real, to this process) stops it after a step with

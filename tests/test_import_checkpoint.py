@@ -133,6 +133,7 @@ def test_videomae_keys_map_onto_the_vit():
                                 state["encoder.blocks.0.mlp.fc1.weight"].T)
 
 
+@pytest.mark.slow
 def test_cli_writes_a_run_that_load_trained_model_restores(tiny_store, tmp_path, capsys):
   state = torchvision_mc3_18(seed=3)
   import_torch.write_safetensors(state, tmp_path / "mc3.safetensors")

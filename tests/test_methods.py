@@ -59,6 +59,7 @@ def _all_leaves(workdir):
                 jax.tree_util.tree_leaves_with_path(nnx.state(model))}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", sorted(METHOD_VARIANTS))
 def test_method_trains_without_collapse(tiny_store, tmp_path, method):
   config = zoo_config(tiny_store, method, checkpoint_every=4)
@@ -73,6 +74,7 @@ def test_method_trains_without_collapse(tiny_store, tmp_path, method):
     assert [metrics[s]["queue_in_use"] for s in (1, 2, 3, 4)] == [0.0, 0.0, 1.0, 1.0]
 
 
+@pytest.mark.slow
 def test_moco_v2_resumes_exactly_with_queue_and_ema(tiny_store, tmp_path):
   config = zoo_config(tiny_store, "moco_v2")
   trainer.train(config, tmp_path / "straight", progress=False)
@@ -120,6 +122,7 @@ def _random_batch(config, method_object, seed=0):
           "label": (np.arange(shape[0]) % 4).astype(np.int32)}
 
 
+@pytest.mark.slow
 def test_moco_v2_loss_and_queue_do_not_depend_on_device_count(tiny_store):
   config, method, graphdef, state, _ = _tiny_state(tiny_store, "moco_v2", sharding.make_mesh())
   params, rest = jax.device_get((state["params"], state["rest"]))

@@ -21,6 +21,7 @@ def _weights(workdir):
   return step, [np.asarray(x) for x in jax.tree.leaves(nnx.state(model))]
 
 
+@pytest.mark.slow
 def test_loss_does_not_depend_on_device_count(tiny_store, tmp_path):
   losses = {}
   for devices in (1, 8):
@@ -36,6 +37,7 @@ def test_loss_does_not_depend_on_device_count(tiny_store, tmp_path):
     trainer.train(config, tmp_path / "d8", progress=False)
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(tiny_store, tmp_path):
   straight = tiny_pretrain_config(tiny_store, num_steps=4, log_every=1, checkpoint_every=2)
   trainer.train(straight, tmp_path / "straight", progress=False)
@@ -73,6 +75,7 @@ def test_resume_continues_exactly(tiny_store, tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_two_processes_match_one(tiny_store, tmp_path):
   """Multi-host: 2 processes x 4 CPU devices (gloo) give the 1-process losses."""
   import os

@@ -119,6 +119,7 @@ def test_needs_a_vit_backbone():
     method.build_model(backbone, 4, nnx.Rngs(0))
 
 
+@pytest.mark.slow
 def test_trains_with_the_trainer_and_evaluates_with_the_plain_vit(tiny_store, tmp_path):
   config = config_lib.load_config(f"{CONFIG_FILE}:runlocal")
   config.data.store_dir = str(tiny_store)

@@ -12,7 +12,7 @@ import pytest
 from flax import nnx
 
 from ssvbench import config as config_lib
-from ssvbench.methods import base, videomae
+from ssvbench.methods import base, registry, videomae
 from ssvbench.models import vit3d
 from ssvbench.models.registry import build_backbone
 from ssvbench.train import trainer
@@ -63,7 +63,7 @@ def test_patch_targets_match_numpy_loops():
 
 @pytest.fixture(scope="module")
 def small_mae():
-  method = base.get_method(ml_collections.ConfigDict(dict(
+  method = registry.get_method(ml_collections.ConfigDict(dict(
       name="videomae", mask_ratio=0.75, decoder_width=32, decoder_depth=1, decoder_heads=2)))
   backbone = build_backbone("vit3d_tiny", rngs=nnx.Rngs(0), depth=1, final_norm="tokens")
   model = method.build_model(backbone, 4, nnx.Rngs(1))
@@ -113,7 +113,7 @@ def test_loss_is_the_mse_on_hidden_tubelets_only(small_mae):
 
 
 def test_needs_a_vit_backbone():
-  method = base.get_method(ml_collections.ConfigDict(dict(name="videomae")))
+  method = registry.get_method(ml_collections.ConfigDict(dict(name="videomae")))
   backbone = nnx.eval_shape(lambda: build_backbone("r3d_tiny", rngs=nnx.Rngs(0)))
   with pytest.raises(ValueError, match="needs a ViT backbone"):
     method.build_model(backbone, 4, nnx.Rngs(0))

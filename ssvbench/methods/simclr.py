@@ -13,10 +13,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from ssvbench.methods import base, losses
+from ssvbench.methods import base, common, losses
 
 
-@base.register
 class SimCLR(base.Method):
   """Config: temperature, proj_hidden_dim, proj_dim, proj_depth, num_views (rho)."""
 
@@ -25,7 +24,7 @@ class SimCLR(base.Method):
   def build_model(self, backbone, num_classes, rngs):
     del num_classes
     c = self.config
-    return SSLModel(backbone, base.ProjectionHead(
+    return common.JointEmbeddingModel(backbone, common.ProjectionHead(
         backbone.feature_dim, c.get("proj_hidden_dim", 512), c.get("proj_dim", 128),
         c.get("proj_depth", 2), rngs=rngs))
 
@@ -48,11 +47,3 @@ class SimCLR(base.Method):
         "positive_cosine": jnp.mean(jnp.sum(normalized[:, 0] * normalized[:, 1], axis=-1)),
     }
     return loss, metrics
-
-
-class SSLModel(nnx.Module):
-  """A backbone with a projector; evaluation only ever uses `backbone`."""
-
-  def __init__(self, backbone: nnx.Module, projector: nnx.Module):
-    self.backbone = backbone
-    self.projector = projector

@@ -136,7 +136,6 @@ class MaskedVideoModel(nnx.Module):
     self.encoder_norm = encoder_norm
 
 
-@base.register
 class VideoMAE(base.Method):
   """Config: mask_ratio, decoder_width, decoder_depth, decoder_heads, normalize_targets,
   num_views (1; more views are more clips, each masked independently)."""

@@ -26,7 +26,7 @@ from flax import nnx
 
 from ssvbench import config as config_lib
 from ssvbench.data import pipeline, store as store_lib
-from ssvbench.methods import base as methods_base
+from ssvbench.methods import registry as methods_registry
 from ssvbench.models import registry as models
 from ssvbench.models import sharding_rules
 from ssvbench.train import checkpoint as checkpoint_lib
@@ -48,7 +48,7 @@ class TrainResult:
 
 def build_model(config: ml_collections.ConfigDict, num_classes: int):
   """Builds (method, model) from a pre-training config; deterministic in `config.seed`."""
-  method = methods_base.get_method(config.method)
+  method = methods_registry.get_method(config.method)
   # RBG keys: XLA's RngBitGenerator is one op, so initialising a network compiles ~4x
   # faster on CPU than with threefry (minutes -> under a minute for a 3D ResNet).
   rngs = nnx.Rngs(params=jax.random.key(config.seed, impl="rbg"),
@@ -189,7 +189,7 @@ def create_train_state(config: ml_collections.ConfigDict, num_classes: int, opti
   Returns:
     (method, graphdef, state) with state = {params, rest, opt_state, step, rng}.
   """
-  method = methods_base.get_method(config.method)
+  method = methods_registry.get_method(config.method)
 
   def make_model():
     _, model = build_model(config, num_classes)
@@ -330,7 +330,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
     ValueError, store.StoreError: bad config or data, before anything is written.
   """
   workdir = pathlib.Path(workdir)
-  method = methods_base.get_method(config.method)
+  method = methods_registry.get_method(config.method)
   num_steps = int(config.train.num_steps) if method.trains else 0
   on_nonfinite = _check_train_config(config, num_steps) if method.trains else "stop"
   # Everything that can be checked is checked before the workdir exists, so a mistake
@@ -471,7 +471,7 @@ def load_trained_model(workdir: str | pathlib.Path, step: int | None = None):
     raise FileNotFoundError(f"{workdir} is not a pre-training workdir (no config.json); "
                             "run `ssvbench pretrain` first.")
   config = ml_collections.ConfigDict(json.loads(config_file.read_text()))
-  method = methods_base.get_method(config.method)
+  method = methods_registry.get_method(config.method)
   # The class count comes from the recorded store; a run that records none (a checkpoint
   # imported without --store) is a backbone without a classifier.
   num_classes = open_store(config).num_classes if config.data.store_dir else 0

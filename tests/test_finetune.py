@@ -216,19 +216,19 @@ def test_train_subset_reads_only_its_records(tiny_store):
 
 def test_protocol_recipes_resolve_and_misuse_is_refused():
   for name in protocol_lib.available_protocols():
-    recipe = finetune.resolve_recipe(protocol_lib.load_protocol(name))
+    recipe = protocol_lib.resolve_finetune_recipe(protocol_lib.load_protocol(name))
     assert recipe["selection"] == "validation" and recipe["epochs"] > 0, name
   with pytest.raises(protocol_lib.ProtocolError, match="would select on the test split|only "
                      "'validation'"):
     protocol_lib.validate(tiny_spec(selection="test"))
   with pytest.raises(protocol_lib.ProtocolError, match=r"finetune.selection='test'"):
-    finetune.resolve_recipe(tiny_spec(selection="test"))
+    protocol_lib.resolve_finetune_recipe(tiny_spec(selection="test"))
   with pytest.raises(protocol_lib.ProtocolError, match=r"unknown key\(s\) \['epoch'\]"):
-    finetune.resolve_recipe(tiny_spec(epoch=3))
+    protocol_lib.resolve_finetune_recipe(tiny_spec(epoch=3))
   with pytest.raises(protocol_lib.ProtocolError, match=r"finetune.optimizer.name='adam'"):
-    finetune.resolve_recipe(tiny_spec(optimizer=dict(name="adam", lr=0.1)))
+    protocol_lib.resolve_finetune_recipe(tiny_spec(optimizer=dict(name="adam", lr=0.1)))
   with pytest.raises(protocol_lib.ProtocolError, match=r"finetune.augment"):
-    finetune.resolve_recipe(tiny_spec(augment=dict(flip_prob=2.0)))
+    protocol_lib.resolve_finetune_recipe(tiny_spec(augment=dict(flip_prob=2.0)))
   # A misspelt recipe fails when the protocol is loaded, and the resolved recipe (defaults
   # included) is part of the fingerprint.
   with pytest.raises(protocol_lib.ProtocolError, match=r"unknown key\(s\) \['epoch'\]"):
@@ -242,8 +242,8 @@ def test_protocol_recipes_resolve_and_misuse_is_refused():
   with no_recipe.unlocked():
     del no_recipe["finetune"]
   with pytest.raises(protocol_lib.ProtocolError, match="no fine-tuning recipe"):
-    finetune.resolve_recipe(no_recipe)
-  plan = finetune.plan_steps(finetune.resolve_recipe(protocol_lib.load_protocol("synthactions")),
+    protocol_lib.resolve_finetune_recipe(no_recipe)
+  plan = finetune.plan_steps(protocol_lib.resolve_finetune_recipe(protocol_lib.load_protocol("synthactions")),
                              300)
   assert plan["num_steps"] == 56 and plan["checkpoint_every"] == 19
   assert plan["checkpoint_steps"] == [19, 38, 56]

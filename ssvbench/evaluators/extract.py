@@ -27,11 +27,10 @@ import tqdm
 from flax import nnx
 
 from ssvbench.data import pipeline
+from ssvbench.evaluators.protocol import VIEW_KEYS
 from ssvbench.methods import base as methods_base
 from ssvbench.models import input_norm
 from ssvbench.train import sharding
-
-from ssvbench.evaluators.protocol import VIEW_KEYS  # noqa: E402  (one definition)
 
 
 def view_spec(views: Mapping[str, Any]) -> dict[str, int]:

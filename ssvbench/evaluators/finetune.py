@@ -19,11 +19,9 @@ of a curve evaluated on the test list. Here:
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import logging
-import math
 import pathlib
 import time
 from typing import Any, Mapping
@@ -36,7 +34,7 @@ import tqdm
 from flax import nnx
 
 from ssvbench import config as config_lib
-from ssvbench.data import pipeline, store as store_lib, transforms
+from ssvbench.data import pipeline, store as store_lib
 from ssvbench.data import validation as validation_lib
 from ssvbench.evaluators import extract, knn
 from ssvbench.evaluators import protocol as protocol_lib
@@ -48,93 +46,6 @@ from ssvbench.train import sharding, trainer
 
 RESULT_FILE = "finetune.json"
 TRAIN_SUBDIR = "train"
-# Recipe keys: required ones, then optional ones with their defaults.
-REQUIRED_KEYS = ("epochs", "batch_size", "optimizer", "augment", "checkpoint_every_epochs",
-                 "selection")
-OPTIONAL_DEFAULTS = {"seed": 0, "val_views": {}}
-OPTIMIZER_REQUIRED = ("name", "lr")
-OPTIMIZER_DEFAULTS = {"momentum": 0.9, "weight_decay": 0.0, "warmup_epochs": 0.0,
-                      "final_lr_fraction": 0.0}
-OPTIMIZERS = ("sgd", "adamw", "lars")
-# Validation may use fewer views than test (it is scored once per checkpoint).
-VAL_VIEW_KEYS = ("num_temporal_views", "num_spatial_crops")
-
-
-def resolve_recipe(spec: ml_collections.ConfigDict | Mapping[str, Any]) -> dict[str, Any]:
-  """The protocol's fine-tuning recipe, checked and completed with its defaults.
-
-  Args:
-    spec: a protocol spec with a `finetune` block.
-
-  Returns:
-    The recipe as plain data (what `finetune_run` will use).
-
-  Raises:
-    ProtocolError: no `finetune` block, a missing or unknown key, or a bad value; the
-      message names `protocol <name>: finetune.<key>`.
-  """
-  spec = spec.to_dict() if isinstance(spec, ml_collections.ConfigDict) else dict(spec)
-  where = f"protocol {spec.get('name', '<protocol>')}: finetune"
-  if not spec.get("finetune"):
-    raise protocol_lib.ProtocolError(f"{where} is missing; this protocol has no fine-tuning "
-                                     "recipe (add a `finetune` block to its config).")
-  recipe = json.loads(json.dumps(dict(spec["finetune"])))
-  unknown = sorted(set(recipe) - set(REQUIRED_KEYS) - set(OPTIONAL_DEFAULTS))
-  missing = [k for k in REQUIRED_KEYS if k not in recipe]
-  if unknown or missing:
-    raise protocol_lib.ProtocolError(
-        f"{where}: unknown key(s) {unknown}, missing key(s) {missing}; required "
-        f"{list(REQUIRED_KEYS)}, optional {sorted(OPTIONAL_DEFAULTS)}.")
-  recipe = {**OPTIONAL_DEFAULTS, **recipe}
-
-  def check(ok: bool, key: str, expected: str):
-    if not ok:
-      raise protocol_lib.ProtocolError(f"{where}.{key}={_lookup(recipe, key)!r}: expected "
-                                       f"{expected}.")
-
-  check(recipe["selection"] == "validation", "selection", "'validation' (never test)")
-  check(_is_number(recipe["epochs"]) and recipe["epochs"] > 0, "epochs", "a positive number")
-  check(isinstance(recipe["batch_size"], int) and recipe["batch_size"] > 0, "batch_size",
-        "a positive integer")
-  check(_is_number(recipe["checkpoint_every_epochs"]) and recipe["checkpoint_every_epochs"] > 0,
-        "checkpoint_every_epochs", "a positive number")
-  check(isinstance(recipe["seed"], int), "seed", "an integer")
-  optimizer = recipe["optimizer"]
-  check(isinstance(optimizer, dict), "optimizer", f"a dict with {list(OPTIMIZER_REQUIRED)}")
-  unknown = sorted(set(optimizer) - set(OPTIMIZER_REQUIRED) - set(OPTIMIZER_DEFAULTS))
-  check(not unknown and all(k in optimizer for k in OPTIMIZER_REQUIRED), "optimizer",
-        f"keys {list(OPTIMIZER_REQUIRED)} and optionally {sorted(OPTIMIZER_DEFAULTS)}")
-  recipe["optimizer"] = optimizer = {**OPTIMIZER_DEFAULTS, **optimizer}
-  check(optimizer["name"] in OPTIMIZERS, "optimizer.name", f"one of {OPTIMIZERS}")
-  for key in ("lr", "momentum", "weight_decay", "warmup_epochs", "final_lr_fraction"):
-    check(_is_number(optimizer[key]) and optimizer[key] >= 0, f"optimizer.{key}",
-          "a number >= 0")
-  check(optimizer["lr"] > 0, "optimizer.lr", "a positive number")
-  check(optimizer["warmup_epochs"] < recipe["epochs"], "optimizer.warmup_epochs",
-        "fewer than `epochs`")
-  try:  # Completed too, so a changed augmentation default changes the fingerprint.
-    augment = transforms.AugmentConfig.from_spec(recipe["augment"])
-  except (TypeError, ValueError) as error:
-    raise protocol_lib.ProtocolError(f"{where}.augment: {error}") from None
-  recipe["augment"] = json.loads(json.dumps(dataclasses.asdict(augment)))
-  val_views = recipe["val_views"]
-  check(isinstance(val_views, dict) and set(val_views) <= set(VAL_VIEW_KEYS)
-        and all(isinstance(v, int) and v >= 1 for v in val_views.values()), "val_views",
-        f"a dict of positive integers with keys among {list(VAL_VIEW_KEYS)}")
-  return recipe
-
-
-def _is_number(value: Any) -> bool:
-  return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _lookup(recipe: Mapping[str, Any], dotted: str) -> Any:
-  value: Any = recipe
-  for part in dotted.split("."):
-    value = value.get(part) if isinstance(value, Mapping) else None
-  return value
-
-
 def carve_fit_and_validation(store: store_lib.PreparedStore, split: str,
                              validation: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
   """Record indices of the fitting and validation parts of a training split, by group.
@@ -366,7 +277,7 @@ def finetune_run(pretrain_workdir: str | pathlib.Path,
   else:
     spec = protocol
     protocol_lib.validate(spec)
-  recipe = resolve_recipe(spec)
+  recipe = protocol_lib.resolve_finetune_recipe(spec)
   pretrain_config = _load_pretrain_config(pretrain_workdir)
   out_dir = pathlib.Path(out_dir) if out_dir else pretrain_workdir / "finetune" / spec.name
   train_dir = out_dir / TRAIN_SUBDIR

@@ -17,6 +17,7 @@ import pytest
 from jax.sharding import PartitionSpec
 
 from conftest import tiny_pretrain_config
+from ssvbench import runs
 from ssvbench.train import sharding, trainer
 
 SMALL = dict(widths=(4, 8, 16, 32), blocks=(1, 1, 1, 1))
@@ -86,7 +87,7 @@ def test_fsdp_training_matches_data_parallel_and_checkpoints(tiny_store, tmp_pat
   np.testing.assert_allclose(_losses(tmp_path / "fsdp"), _train_losses(data_parallel),
                              rtol=1e-4)
   # The checkpoint, written sharded, restores (replicated) for evaluation.
-  assert trainer.load_trained_model(tmp_path / "fsdp")[2] == 2
+  assert runs.load_trained_model(tmp_path / "fsdp")[2] == 2
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ import pytest
 from flax import nnx
 
 from conftest import tiny_pretrain_config
+from ssvbench import runs
 from ssvbench import cli
 from ssvbench.train import checkpoint as checkpoint_lib
 from ssvbench.train import trainer
@@ -39,7 +40,7 @@ def _records(workdir):
 
 
 def _weights(workdir):
-  _, model, step = trainer.load_trained_model(workdir)
+  _, model, step = runs.load_trained_model(workdir)
   return step, [np.asarray(x) for x in jax.tree.leaves(nnx.state(model))]
 
 

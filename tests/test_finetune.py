@@ -13,9 +13,11 @@ import pytest
 from flax import nnx
 
 from conftest import tiny_pretrain_config
+from ssvbench import runs
 from ssvbench import cli
 from ssvbench.data import pipeline, store as store_lib, validation
-from ssvbench.evaluators import extract, finetune
+from ssvbench import finetune
+from ssvbench.evaluators import extract
 from ssvbench.evaluators import protocol as protocol_lib
 from ssvbench.results import records
 from ssvbench.train import trainer
@@ -71,7 +73,7 @@ def test_finetune_selects_on_validation_and_scores_test_once(pretrained, tiny_st
 
   monkeypatch.setattr(finetune, "predict_video_scores", recording_predict)
   initial, loaded = {}, {}
-  original_init, original_load = trainer.init_backbone_from, trainer.load_trained_model
+  original_init, original_load = runs.init_backbone_from, runs.load_trained_model
 
   def recording_load(workdir, *args, **kwargs):
     config, model, step = original_load(workdir, *args, **kwargs)
@@ -84,8 +86,8 @@ def test_finetune_selects_on_validation_and_scores_test_once(pretrained, tiny_st
                     for key in ("params", "rest")})
     return state
 
-  monkeypatch.setattr(trainer, "init_backbone_from", recording_init)
-  monkeypatch.setattr(trainer, "load_trained_model", recording_load)
+  monkeypatch.setattr(runs, "init_backbone_from", recording_init)
+  monkeypatch.setattr(runs, "load_trained_model", recording_load)
   results_file, out = tmp_path / "results.jsonl", tmp_path / "ft"
   protocol_file = tmp_path / "tiny_finetune_protocol.py"
   protocol_file.write_text(TINY_PROTOCOL_FILE)
@@ -190,7 +192,7 @@ def test_init_from_refuses_another_architecture(pretrained, tiny_store):
   # Shapes only: the check happens before any weight is touched.
   _, _, abstract = trainer.create_train_state(other, 4, optimizer, mesh, abstract_only=True)
   with pytest.raises(ValueError, match="do not match this run's model"):
-    trainer.init_backbone_from(abstract, pretrained, optimizer, mesh)
+    runs.init_backbone_from(abstract, pretrained, optimizer, mesh)
 
 
 def test_train_subset_reads_only_its_records(tiny_store):
@@ -273,7 +275,7 @@ def test_sigterm_during_finetune_checkpoints_and_resume_gives_the_same_result(pr
   with pytest.raises(preemption.Preempted) as stopped:
     finetune.finetune_run(pretrained, tiny_spec(), out, progress=False, append=False)
   assert stopped.value.exit_code == 143
-  saved = finetune._saved_steps(out / finetune.TRAIN_SUBDIR / trainer.CHECKPOINT_SUBDIR)
+  saved = runs.saved_steps(out / finetune.TRAIN_SUBDIR)
   assert saved and saved[-1] == stopped.value.step < 3
   resumed = finetune.finetune_run(pretrained, tiny_spec(), out, resume=True, progress=False,
                                   append=False)

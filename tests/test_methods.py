@@ -17,6 +17,7 @@ import pytest
 from flax import nnx
 
 from conftest import tiny_pretrain_config
+from ssvbench import runs
 from ssvbench import config as config_lib
 from ssvbench.methods import base, common, losses, moco, registry, video_options
 from ssvbench.train import sharding, trainer
@@ -54,7 +55,7 @@ def _metrics(workdir):
 
 
 def _all_leaves(workdir):
-  _, model, step = trainer.load_trained_model(workdir)
+  _, model, step = runs.load_trained_model(workdir)
   return step, {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in
                 jax.tree_util.tree_leaves_with_path(nnx.state(model))}
 

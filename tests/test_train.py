@@ -8,6 +8,7 @@ import pytest
 from flax import nnx
 
 from conftest import tiny_pretrain_config
+from ssvbench import runs
 from ssvbench.train import trainer
 
 
@@ -17,7 +18,7 @@ def _losses(workdir):
 
 
 def _weights(workdir):
-  _, model, step = trainer.load_trained_model(workdir)
+  _, model, step = runs.load_trained_model(workdir)
   return step, [np.asarray(x) for x in jax.tree.leaves(nnx.state(model))]
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from ssvbench import runs
 from ssvbench import config as config_lib
 from ssvbench.methods import base, registry, videomae
 from ssvbench.models import vit3d
@@ -130,7 +131,7 @@ def test_trains_with_the_trainer_and_evaluates_with_the_plain_vit(tiny_store, tm
   losses = [json.loads(line)["loss"] for line in lines]
   assert len(losses) == 8 and np.all(np.isfinite(losses))
   assert np.mean(losses[-3:]) < np.mean(losses[:3])
-  _, model, step = trainer.load_trained_model(tmp_path / "mae")
+  _, model, step = runs.load_trained_model(tmp_path / "mae")
   assert step == 8 and isinstance(model.backbone, vit3d.ViT3D)
   clips = np.random.default_rng(0).integers(0, 256, (2, 1, 8, 32, 32, 3), dtype=np.uint8)
   graphdef, state = nnx.split(model.backbone)

@@ -91,7 +91,7 @@ def check_no_test_selection(spec: Mapping[str, Any] | ml_collections.ConfigDict)
   blocks = [(f"evals.{n}", e) for n, e in dict(spec.get("evals") or {}).items()]
   blocks += [(f"sweeps.{n}", e) for n, e in dict(spec.get("sweeps") or {}).items()]
   blocks.append(("validation", spec.get("validation") or {}))
-  blocks.append(("finetune", spec.get("finetune") or {}))  # ssvbench.evaluators.finetune
+  blocks.append(("finetune", spec.get("finetune") or {}))  # ssvbench.finetune
   for where, block in blocks:
     for key, value in dict(block).items():
       if key == "selection" and value != "validation":
@@ -188,7 +188,7 @@ def resolve_finetune_recipe(spec: ml_collections.ConfigDict | Mapping[str, Any])
     spec: a protocol spec with a `finetune` block.
 
   Returns:
-    The recipe as plain data (what `ssvbench.evaluators.finetune.finetune_run` will use).
+    The recipe as plain data (what `ssvbench.finetune.finetune_run` will use).
 
   Raises:
     ProtocolError: no `finetune` block, a missing or unknown key, or a bad value; the

@@ -11,11 +11,10 @@ and ETA, and checkpoints the train state together with the data iterator so that
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import pathlib
 import time
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -306,7 +305,8 @@ def _restore(checkpointer, state, data_iterator, workdir):
 
 def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
           resume: bool = False, progress: bool = True,
-          allow_changes: tuple[str, ...] = ()) -> TrainResult:
+          allow_changes: tuple[str, ...] = (),
+          init_state: Callable[[dict, Any, Any], dict] | None = None) -> TrainResult:
   """Pre-trains `config.method` on `config.data` and checkpoints into `workdir`.
 
   Args:
@@ -318,9 +318,13 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
     progress: show a progress bar (a plain log line per logging step off a terminal).
     allow_changes: dotted config keys (or prefixes) a resume may change; the changes are
       recorded in `config_changes.jsonl`.
+    init_state: `(state, optimizer, mesh) -> state`, called once on the fresh state when
+      there is no checkpoint to resume (e.g. `ssvbench.runs.initial_state_for(config)`
+      copies the backbone of the run `config.train.init_from` names). The trainer reads
+      no other run itself; a config with `train.init_from` and no callback is an error.
 
   Returns:
-    The final step and the last logged metrics.
+    A TrainResult: the workdir, the final step and the last logged metrics.
 
   Raises:
     preemption.Preempted: SIGTERM/SIGINT arrived; the step it arrived in was finished
@@ -330,6 +334,9 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
     ValueError, store.StoreError: bad config or data, before anything is written.
   """
   workdir = pathlib.Path(workdir)
+  if config.train.get("init_from", None) and init_state is None:
+    raise ValueError("config.train.init_from is set but no init_state callback was given; "
+                     "start the run through ssvbench.runs.initial_state_for(config).")
   method = methods_registry.get_method(config.method)
   num_steps = int(config.train.num_steps) if method.trains else 0
   on_nonfinite = _check_train_config(config, num_steps) if method.trains else "stop"
@@ -367,8 +374,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
     else:
       if resume:
         logging.info("no checkpoint in %s yet, starting from scratch.", workdir)
-      if config.train.get("init_from", None):
-        state = init_backbone_from(state, config.train.init_from, optimizer, mesh)
+      if init_state is not None:
+        state = init_state(state, optimizer, mesh)
     if jax.process_index() == 0:
       resume_lib.record_changes(workdir, start_step, changes)
       (workdir / "config.json").write_text(config_lib.to_json(config))
@@ -457,85 +464,3 @@ def _steps(guard, config, workdir, monitor, method, graphdef, optimizer, mesh, s
     if monitor is not None:
       monitor.close()
   return last_metrics
-
-
-def load_trained_model(workdir: str | pathlib.Path, step: int | None = None):
-  """Rebuilds a run's model from its config.json and restores its checkpoint.
-
-  Returns:
-    (config, model) with the model in eval mode.
-  """
-  workdir = pathlib.Path(workdir)
-  config_file = workdir / "config.json"
-  if not config_file.is_file():
-    raise FileNotFoundError(f"{workdir} is not a pre-training workdir (no config.json); "
-                            "run `ssvbench pretrain` first.")
-  config = ml_collections.ConfigDict(json.loads(config_file.read_text()))
-  method = methods_registry.get_method(config.method)
-  # The class count comes from the recorded store; a run that records none (a checkpoint
-  # imported without --store) is a backbone without a classifier.
-  num_classes = open_store(config).num_classes if config.data.store_dir else 0
-  optimizer = make_optimizer(config.optim, int(config.train.num_steps) if method.trains else 0)
-  # The checkpoint is restored onto this process's devices, whatever mesh trained it.
-  mesh = sharding.make_mesh()
-  _, graphdef, abstract = create_train_state(config, num_classes, optimizer, mesh,
-                                             abstract_only=True)
-  restored_step, state = checkpoint_lib.restore_state_only(workdir / CHECKPOINT_SUBDIR,
-                                                           abstract, step)
-  model = nnx.merge(graphdef, state["params"], state["rest"])
-  model.eval()
-  return config, model, restored_step
-
-
-# ----------------------------------------------------------------- init_from (fine-tuning)
-
-
-def init_backbone_from(state: dict, pretrain_workdir: str | pathlib.Path, optimizer, mesh) -> dict:
-  """Copies a pre-training run's backbone (parameters and batch statistics) into `state`.
-
-  Fine-tuning starts from the pre-trained backbone and a fresh head. Only the backbone
-  is copied (a pre-training head has nothing to do with the new labels), and the
-  optimiser state is re-initialised for the new parameters.
-
-  Args:
-    state: a fresh train state from `create_train_state` whose model has `.backbone`.
-    pretrain_workdir: a `ssvbench pretrain` workdir (its latest checkpoint is used).
-    optimizer: the optax transformation of this run.
-    mesh: the state's mesh (the copied arrays take the layout of what they replace).
-
-  Returns:
-    The new state.
-  """
-  _, pretrained, step = load_trained_model(pretrain_workdir)
-  _, params, rest = split_model(pretrained.backbone)
-  state = dict(state)
-  for name, copied in (("params", params), ("rest", rest)):
-    tree = state[name]
-    if "backbone" not in tree:
-      if not jax.tree.leaves(copied):
-        continue  # A backbone without batch statistics has an empty `rest`.
-      raise ValueError(f"config.train.init_from: this run's model has no backbone {name}.")
-    shapes = lambda t: {jax.tree_util.keystr(p): (x.shape, x.dtype)
-                        for p, x in jax.tree_util.tree_leaves_with_path(t)}
-    ours, theirs = shapes(tree["backbone"]), shapes(copied)
-    if ours != theirs:
-      differ = sorted(set(ours.items()) ^ set(theirs.items()), key=str)[:3]
-      raise ValueError(f"config.train.init_from={pretrain_workdir}: its backbone {name} do not "
-                       f"match this run's model (first differences: {differ}); fine-tune the "
-                       "backbone architecture that was pre-trained.")
-    tree["backbone"] = jax.device_put(copied, shardings_of(tree["backbone"]))
-  state["opt_state"] = jax.jit(optimizer.init, out_shardings=shardings_of(state["opt_state"]))(
-      state["params"])
-  logging.info("initialised the backbone from %s (step %d)", pretrain_workdir, step)
-  return state
-
-
-def params_fingerprint(model: nnx.Module) -> str:
-  """A hash of a model's weights: the identity of a checkpoint for feature caches."""
-  import hashlib
-  digest = hashlib.sha256()
-  for path, leaf in sorted(jax.tree_util.tree_leaves_with_path(nnx.state(model)),
-                           key=lambda kv: jax.tree_util.keystr(kv[0])):
-    digest.update(jax.tree_util.keystr(path).encode())
-    digest.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
-  return digest.hexdigest()[:16]

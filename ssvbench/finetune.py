@@ -34,6 +34,7 @@ import tqdm
 from flax import nnx
 
 from ssvbench import config as config_lib
+from ssvbench import runs
 from ssvbench.data import pipeline, store as store_lib
 from ssvbench.data import validation as validation_lib
 from ssvbench.evaluators import extract, knn
@@ -41,7 +42,6 @@ from ssvbench.evaluators import protocol as protocol_lib
 from ssvbench.methods import base as methods_base
 from ssvbench.results import predictions as predictions_lib
 from ssvbench.results import records, stats
-from ssvbench.train import checkpoint as checkpoint_lib
 from ssvbench.train import sharding, trainer
 
 RESULT_FILE = "finetune.json"
@@ -183,36 +183,9 @@ def select_step(val_by_step: Mapping[int, Mapping[str, float]]) -> int:
   return min(val_by_step, key=lambda s: (-val_by_step[s]["top1"], val_by_step[s]["loss"], s))
 
 
-def _load_pretrain_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
-  config_file = workdir / "config.json"
-  if not config_file.is_file():
-    raise FileNotFoundError(f"{workdir} is not a pre-training workdir (no config.json); "
-                            "run `ssvbench pretrain` first.")
-  return ml_collections.ConfigDict(json.loads(config_file.read_text()))
-
-
-def _saved_steps(checkpoint_dir: pathlib.Path) -> list[int]:
-  """Steps of the finished checkpoints in an orbax directory (temporary ones excluded)."""
-  if not checkpoint_dir.is_dir():
-    return []
-  return sorted(int(p.name) for p in checkpoint_dir.iterdir() if p.name.isdigit())
-
-
 def _restored_models(train_dir: pathlib.Path, steps: list[int]):
-  """Yields (step, classifier model in eval mode) for each checkpoint of the fine-tune.
-
-  Like `trainer.load_trained_model`, but builds the restore target once for all steps.
-  """
-  config = ml_collections.ConfigDict(json.loads((train_dir / "config.json").read_text()))
-  store = store_lib.PreparedStore(config.data.store_dir)
-  optimizer = trainer.make_optimizer(config.optim, int(config.train.num_steps))
-  _, graphdef, abstract = trainer.create_train_state(
-      config, store.num_classes, optimizer, sharding.make_mesh(), abstract_only=True)
-  for step in steps:
-    _, state = checkpoint_lib.restore_state_only(train_dir / trainer.CHECKPOINT_SUBDIR,
-                                                 abstract, step)
-    model = nnx.merge(graphdef, state["params"], state["rest"])
-    model.eval()
+  """Yields (step, classifier model in eval mode) for each checkpoint of the fine-tune."""
+  for _, model, step in runs.restored_models(train_dir, steps):
     yield step, model
 
 
@@ -278,7 +251,7 @@ def finetune_run(pretrain_workdir: str | pathlib.Path,
     spec = protocol
     protocol_lib.validate(spec)
   recipe = protocol_lib.resolve_finetune_recipe(spec)
-  pretrain_config = _load_pretrain_config(pretrain_workdir)
+  pretrain_config = runs.load_config(pretrain_workdir)
   out_dir = pathlib.Path(out_dir) if out_dir else pretrain_workdir / "finetune" / spec.name
   train_dir = out_dir / TRAIN_SUBDIR
   store_dir = trainer.run_store_dir(pretrain_workdir, pretrain_config, store_dir)
@@ -289,10 +262,10 @@ def finetune_run(pretrain_workdir: str | pathlib.Path,
   if spec.num_classes is not None and spec.num_classes != store.num_classes:
     raise ValueError(f"protocol {spec.name} expects {spec.num_classes} classes, {store_dir} "
                      f"has {store.num_classes}.")
-  pretrain_steps = _saved_steps(pretrain_workdir / trainer.CHECKPOINT_SUBDIR)
+  pretrain_steps = runs.saved_steps(pretrain_workdir)
   if not pretrain_steps:
     raise FileNotFoundError(f"{pretrain_workdir} holds no checkpoint to fine-tune from.")
-  if not resume and _saved_steps(train_dir / trainer.CHECKPOINT_SUBDIR):
+  if not resume and runs.saved_steps(train_dir):
     raise FileExistsError(f"{train_dir} already holds a fine-tuning run; pass --resume to "
                           "continue or reuse it, or choose another --out folder.")
 
@@ -304,7 +277,8 @@ def finetune_run(pretrain_workdir: str | pathlib.Path,
   if resume:
     _check_reusable(train_dir, config)
   start = time.perf_counter()
-  trainer.train(config, train_dir, resume=resume, progress=progress)
+  trainer.train(config, train_dir, resume=resume, progress=progress,
+                init_state=runs.initial_state_for(config))
   train_seconds = time.perf_counter() - start
 
   # Selection: every checkpoint on the carved validation part, nothing else.
@@ -358,7 +332,7 @@ def finetune_run(pretrain_workdir: str | pathlib.Path,
       split=test_split, protocol=protocol_info, metrics=metrics,
       seeds={"pretrain": int(pretrain_config.seed), "finetune": int(recipe["seed"])},
       manifest_hash=store.manifest_hash,
-      checkpoint=str(train_dir / trainer.CHECKPOINT_SUBDIR / str(chosen)),
+      checkpoint=runs.checkpoint_path(train_dir, chosen),
       run_name=run_name or pretrain_workdir.name,
       extra={"evaluation": "finetune", "chosen_step": chosen,
              "pretrain_steps": pretrain_steps[-1], "finetune_steps": plan["num_steps"],

@@ -102,7 +102,7 @@ def _prepare_synthactions(args, overrides) -> int:
   <out>/store."""
   import pathlib
   from ssvbench import quickstart
-  from ssvbench.data import store as store_lib
+  from ssvbench.data import store as store_lib, synthactions_store
   if not args.out:
     raise SystemExit("prepare synthactions: --out is required.")
   config = quickstart.default_config()
@@ -112,8 +112,8 @@ def _prepare_synthactions(args, overrides) -> int:
     from ssvbench import config as config_lib
     config.synth = config_lib.apply_overrides(config.synth, overrides)
   config.prepare.workers = args.workers
-  store_dir = quickstart.prepare_synthactions(config, pathlib.Path(args.out),
-                                              progress=not args.no_progress)
+  store_dir = synthactions_store.prepare_synthactions(config, pathlib.Path(args.out),
+                                                      progress=not args.no_progress)
   store = store_lib.PreparedStore(store_dir)
   print(json.dumps({"store": str(store_dir), "manifest_hash": store.manifest_hash,
                     "counts": store.manifest["counts"]}, indent=2))

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ssvbench import runs
-from ssvbench.data import store as store_lib
+from ssvbench.data import store as store_lib, synthactions_store
 from ssvbench.evaluators import evaluate_features as evaluate_features_lib
 from ssvbench.evaluators import extract
 from ssvbench.evaluators import features as features_lib
@@ -29,9 +29,8 @@ from ssvbench.results import predictions as predictions_lib
 from ssvbench.results import records
 from ssvbench.train import trainer
 
-# Written by `prepare synthactions` beside the manifest: named class subsets whose
-# accuracy is reported separately (e.g. the motion-only classes).
-CLASS_SUBSETS_FILE = "class_subsets.json"
+# Named class subsets whose accuracy is reported separately (e.g. motion-only classes).
+CLASS_SUBSETS_FILE = synthactions_store.CLASS_SUBSETS_FILE
 # Evaluators re-run on a class subset of the test split.
 SUBSET_EVALUATORS = ("knn", "linear")
 

@@ -30,7 +30,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import tqdm
 from flax import nnx
 
 from ssvbench import config as config_lib
@@ -146,27 +145,9 @@ def predict_video_scores(model: nnx.Module, source: Any, views: Mapping[str, Any
   Returns:
     float32 [N, num_classes].
   """
-  spec = extract.view_spec(views)
-  global_batch = per_device_batch * sharding.data_parallel_size(mesh)
-  dataset = pipeline.make_eval_dataset(
-      source, batch_size=global_batch, num_temporal_views=spec["num_temporal_views"],
-      num_spatial_crops=spec["num_spatial_crops"], num_frames=spec["num_frames"],
-      frame_stride=spec["frame_stride"], crop_size=spec["crop_size"],
-      process_index=jax.process_index(), process_count=jax.process_count())
-  graphdef, state = nnx.split(model)
-  predict = _make_predict(graphdef, mesh)
-  state = sharding.replicate(state, mesh)
-  chunks = []
-  for batch in tqdm.tqdm(dataset, total=pipeline.num_eval_batches(len(source), global_batch),
-                         desc=description, unit="batch", leave=False,
-                         disable=not progress or jax.process_index() != 0):
-    arrays = sharding.global_batch({"views": batch["views"], "mask": batch["mask"]}, mesh)
-    scores = predict(state, arrays["views"])
-    chunks.append(sharding.to_host(scores)[sharding.to_host(arrays["mask"])])
-  scores = np.concatenate(chunks).astype(np.float32)
-  if len(scores) != len(source):
-    raise RuntimeError(f"{description}: scored {len(scores)} videos, expected {len(source)}.")
-  return scores
+  return extract.run_over_views(model, source, views, _make_predict, mesh=mesh,
+                                per_device_batch=per_device_batch, progress=progress,
+                                description=description)
 
 
 def score(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:

@@ -147,6 +147,12 @@ _NPY_MAGIC = b"\x93NUMPY"
 _FORMAT = "an .npz written by np.savez(path, features=..., labels=...)"
 
 
+def unit_rows(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+  """Rows scaled to unit L2 norm on the host, in x's dtype (a zero row stays zero): the
+  one normalisation the frozen-feature evaluators use."""
+  return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), eps)
+
+
 def read_npz(path: str | pathlib.Path) -> dict[str, np.ndarray]:
   """All arrays of a feature file, or a FeatureError saying why it is not one."""
   path = pathlib.Path(path)

@@ -47,18 +47,17 @@ def moco_pair_loss(q, k, temperature, *, queue=None, in_batch_negatives=False,
   if debiased_tau_plus is not None or hard_negative_beta is not None:
     raise ValueError("MoCo with intra-video negatives supports the plain InfoNCE only; "
                      "unset debiased_tau_plus / hard_negative_beta.")
-  normalize = lambda x: x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, -1, keepdims=True), 1e-24))
-  q = normalize(q.astype(jnp.float32))
-  k = jax.lax.stop_gradient(normalize(k.astype(jnp.float32)))
+  q = losses.l2_normalize(q.astype(jnp.float32))
+  k = jax.lax.stop_gradient(losses.l2_normalize(k.astype(jnp.float32)))
   highest = jax.lax.Precision.HIGHEST
   logits = [jnp.sum(q * k, axis=-1, keepdims=True)]
   if in_batch_negatives:
     others = jnp.matmul(q, k.T, precision=highest)
     logits.append(jnp.where(jnp.eye(q.shape[0], dtype=bool), -jnp.inf, others))
   if queue is not None:
-    queue = jax.lax.stop_gradient(normalize(queue.astype(jnp.float32)))
+    queue = jax.lax.stop_gradient(losses.l2_normalize(queue.astype(jnp.float32)))
     logits.append(jnp.matmul(q, queue.T, precision=highest))
-  intra = jax.lax.stop_gradient(normalize(intra_keys.astype(jnp.float32)))
+  intra = jax.lax.stop_gradient(losses.l2_normalize(intra_keys.astype(jnp.float32)))
   logits.append(jnp.einsum("nd,ned->ne", q, intra, precision=highest))
   logits = jnp.concatenate(logits, axis=1) / temperature
   return jnp.mean(jax.nn.logsumexp(logits, axis=1) - logits[:, 0])

@@ -31,6 +31,27 @@ from ssvbench.train import checkpoint as checkpoint_lib
 from ssvbench.train import sharding, trainer
 
 CONFIG_FILE = "config.json"
+
+# The defaults the method code applied before the recipes became their only source (they
+# now read required keys). A run directory written then may lack a key it was trained
+# with the code default of; loading it fills exactly those values (never the recipe's,
+# which can differ, e.g. simclr proj_hidden_dim 512 here vs 256 in the recipe), so an
+# old run restores and evaluates as it was trained.
+LEGACY_METHOD_DEFAULTS = {
+    "*": {"num_views": 2},
+    "simclr": {"proj_hidden_dim": 512, "proj_dim": 128, "proj_depth": 2, "temperature": 0.1},
+    "moco_v2": {"queue_size": 0, "momentum_schedule": "constant", "momentum_steps": None},
+    "moco_v3": {"queue_size": 0, "momentum_schedule": "constant", "momentum_steps": None},
+    "byol": {"proj_depth": 2, "momentum_schedule": "constant", "momentum_steps": None},
+    "swav": {"proj_depth": 2, "queue_size": 0, "freeze_prototypes_steps": 0,
+             "queue_start_step": 0},
+    "barlow_twins": {"proj_depth": 3},
+    "vicreg": {"proj_depth": 3},
+    "simsiam": {"proj_depth": 3},
+    "supcon": {"proj_depth": 2},
+    "videomae": {"num_views": 1, "mask_ratio": 0.9, "normalize_targets": True,
+                 "decoder_depth": 4},
+}
 CHECKPOINT_SUBDIR = trainer.CHECKPOINT_SUBDIR
 
 
@@ -50,7 +71,23 @@ def load_config(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
   if not config_file.is_file():
     raise FileNotFoundError(f"{workdir} is not a pre-training workdir (no {CONFIG_FILE}); "
                             "run `ssvbench pretrain` first.")
-  return ml_collections.ConfigDict(json.loads(config_file.read_text()))
+  config = ml_collections.ConfigDict(json.loads(config_file.read_text()))
+  _fill_legacy_method_keys(config, workdir)
+  return config
+
+
+def _fill_legacy_method_keys(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
+  method = config.get("method", None)
+  if method is None or "name" not in method:
+    return
+  legacy = {**LEGACY_METHOD_DEFAULTS["*"], **LEGACY_METHOD_DEFAULTS.get(method.name, {})}
+  missing = {key: value for key, value in legacy.items() if key not in method}
+  if missing:
+    logging.warning("%s/%s predates required method keys; using the values it was trained "
+                    "with (the former code defaults): %s", workdir, CONFIG_FILE, missing)
+    with method.unlocked():
+      for key, value in missing.items():
+        method[key] = value
 
 
 def saved_steps(workdir: str | pathlib.Path) -> list[int]:
@@ -78,7 +115,8 @@ def restored_models(workdir: str | pathlib.Path,
   optimizer = trainer.make_optimizer(config.optim,
                                      int(config.train.num_steps) if method.trains else 0)
   _, graphdef, abstract = trainer.create_train_state(config, num_classes, optimizer,
-                                                     sharding.make_mesh(), abstract_only=True)
+                                                     sharding.make_mesh(), abstract_only=True,
+                                                     method=method)
   for step in steps:
     restored_step, state = checkpoint_lib.restore_state_only(checkpoint_dir(workdir), abstract,
                                                              step)

@@ -17,9 +17,10 @@ import pytest
 from flax import nnx
 
 from conftest import tiny_pretrain_config
-from ssvbench import runs
 from ssvbench import config as config_lib
+from ssvbench import recipes, runs
 from ssvbench.methods import base, common, losses, moco, registry, video_options
+from ssvbench.models.registry import build_backbone
 from ssvbench.train import sharding, trainer
 
 TINY_BACKBONE = dict(blocks=(1,), widths=(8,), conv_impl="native")
@@ -371,3 +372,23 @@ def test_synthactions_config_files_are_the_shared_recipe(method):
     expected = recipes.synthactions_pretrain(method, runlocal=arg == "runlocal")
     assert loaded.to_dict() == expected.to_dict()
     assert loaded.method.name == method
+
+
+def test_a_missing_method_key_is_one_line_naming_it():
+  config = ml_collections.ConfigDict(dict(recipes.METHOD_DEFAULTS["simclr"]))
+  del config["proj_hidden_dim"]
+  method = registry.get_method(config)
+  backbone = nnx.eval_shape(lambda: build_backbone("r3d_tiny", rngs=nnx.Rngs(0)))
+  with pytest.raises(ValueError, match=r"config.method.proj_hidden_dim is required by method "
+                                       r"'simclr'"):
+    method.build_model(backbone, 4, nnx.Rngs(0))
+
+
+def test_an_old_run_without_a_method_key_loads_with_the_former_code_default(tmp_path):
+  config = recipes.synthactions_pretrain("simclr", store_dir="")
+  del config.method["proj_hidden_dim"]
+  (tmp_path / runs.CONFIG_FILE).write_text(config_lib.to_json(config))
+  loaded = runs.load_config(tmp_path)
+  # The value it was trained with (the code default then), not the recipe's 256.
+  assert loaded.method.proj_hidden_dim == 512
+  assert recipes.METHOD_DEFAULTS["simclr"]["proj_hidden_dim"] == 256

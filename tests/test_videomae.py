@@ -65,7 +65,8 @@ def test_patch_targets_match_numpy_loops():
 @pytest.fixture(scope="module")
 def small_mae():
   method = registry.get_method(ml_collections.ConfigDict(dict(
-      name="videomae", mask_ratio=0.75, decoder_width=32, decoder_depth=1, decoder_heads=2)))
+      name="videomae", num_views=1, mask_ratio=0.75, normalize_targets=True, decoder_width=32,
+      decoder_depth=1, decoder_heads=2)))
   backbone = build_backbone("vit3d_tiny", rngs=nnx.Rngs(0), depth=1, final_norm="tokens")
   model = method.build_model(backbone, 4, nnx.Rngs(1))
   graphdef, state = nnx.split(model)
@@ -114,7 +115,7 @@ def test_loss_is_the_mse_on_hidden_tubelets_only(small_mae):
 
 
 def test_needs_a_vit_backbone():
-  method = registry.get_method(ml_collections.ConfigDict(dict(name="videomae")))
+  method = registry.get_method(ml_collections.ConfigDict(dict(name="videomae", decoder_depth=1)))
   backbone = nnx.eval_shape(lambda: build_backbone("r3d_tiny", rngs=nnx.Rngs(0)))
   with pytest.raises(ValueError, match="needs a ViT backbone"):
     method.build_model(backbone, 4, nnx.Rngs(0))

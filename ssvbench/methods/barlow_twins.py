@@ -35,7 +35,7 @@ class BarlowTwins(base.Method):
     del num_classes
     c = self.config
     return common.JointEmbeddingModel(backbone, base.ProjectionHead(
-        backbone.feature_dim, c.proj_hidden_dim, c.proj_dim, c.get("proj_depth", 3), rngs=rngs))
+        backbone.feature_dim, c.proj_hidden_dim, c.proj_dim, self.setting("proj_depth"), rngs=rngs))
 
   def loss(self, model, batch, rng):
     embeddings = common.project_views(model, video_options.prepare(batch["clips"], rng, self.video,

@@ -44,9 +44,18 @@ class Method:
   def __init__(self, config: ml_collections.ConfigDict):
     self.config = config
 
+  def setting(self, key: str):
+    """A required key of the method config. Defaults live in the recipes
+    (ssvbench/recipes.py METHOD_DEFAULTS, configs/pretrain/), not here, so a missing key
+    is a one-line error naming it rather than a silent code default."""
+    if key not in self.config:
+      raise ValueError(f"config.method.{key} is required by method {self.name!r} (the "
+                       "recipes in ssvbench/recipes.py and configs/pretrain/ set it).")
+    return self.config[key]
+
   @property
   def num_views(self) -> int:
-    return int(self.config.get("num_views", 2))
+    return int(self.setting("num_views"))
 
   @property
   def trains(self) -> bool:

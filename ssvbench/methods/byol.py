@@ -47,7 +47,7 @@ class BYOL(common.MomentumMethod):
     del num_classes
     c = self.config
     projector = common.ProjectionHead(backbone.feature_dim, c.proj_hidden_dim, c.proj_dim,
-                                    c.get("proj_depth", 2), rngs=rngs)
+                                    self.setting("proj_depth"), rngs=rngs)
     predictor = common.ProjectionHead(c.proj_dim, c.pred_hidden_dim, c.proj_dim, 2, rngs=rngs)
     return BYOLModel(backbone, projector, predictor)
 

@@ -154,20 +154,20 @@ class MomentumMethod(base.Method):
 
   def __init__(self, config):
     super().__init__(config)
-    schedule = config.get("momentum_schedule", "constant")
+    schedule = self.setting("momentum_schedule")
     if schedule not in MOMENTUM_SCHEDULES:
       raise ValueError(f"config.method.momentum_schedule={schedule!r}; valid: "
                        f"{MOMENTUM_SCHEDULES}.")
     if not 0.0 <= config.momentum <= 1.0:
       raise ValueError(f"config.method.momentum must be in [0, 1], got {config.momentum}.")
-    if schedule == "cosine" and not config.get("momentum_steps", None):
+    if schedule == "cosine" and not self.setting("momentum_steps"):
       raise ValueError("config.method.momentum_steps is required by the cosine momentum "
                        "schedule (the recipes set it to follow config.train.num_steps).")
     self.video = video_options.VideoOptions.from_config(config, self.num_views)
 
   def momentum(self, step):
-    return momentum_at(step, self.config.momentum, self.config.get("momentum_schedule", "constant"),
-                       self.config.get("momentum_steps", None))
+    return momentum_at(step, self.config.momentum, self.setting("momentum_schedule"),
+                       self.setting("momentum_steps"))
 
   def after_update(self, params, rest, step):
     return ema_update(rest, params, self.momentum(step))

@@ -95,9 +95,9 @@ class _MoCo(common.MomentumMethod):
 
   def __init__(self, config):
     super().__init__(config)
-    if self.version == 2 and not config.get("queue_size", 0):
+    if self.version == 2 and not self.setting("queue_size"):
       raise ValueError("config.method.queue_size must be > 0 for moco_v2 (its negatives).")
-    if self.version == 3 and config.get("queue_size", 0):
+    if self.version == 3 and self.setting("queue_size"):
       raise ValueError("config.method.queue_size must be 0 for moco_v3 (in-batch negatives).")
 
   def build_model(self, backbone, num_classes, rngs):
@@ -107,7 +107,7 @@ class _MoCo(common.MomentumMethod):
     predictor = None
     if self.version == 3:
       predictor = common.ProjectionHead(c.proj_dim, c.pred_hidden_dim, c.proj_dim, 2, rngs=rngs)
-    return MoCoModel(backbone, projector, predictor, c.get("queue_size", 0), c.proj_dim, rngs)
+    return MoCoModel(backbone, projector, predictor, self.setting("queue_size"), c.proj_dim, rngs)
 
   def loss(self, model, batch, rng):
     c = self.config

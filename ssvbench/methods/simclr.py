@@ -25,8 +25,8 @@ class SimCLR(base.Method):
     del num_classes
     c = self.config
     return common.JointEmbeddingModel(backbone, common.ProjectionHead(
-        backbone.feature_dim, c.get("proj_hidden_dim", 512), c.get("proj_dim", 128),
-        c.get("proj_depth", 2), rngs=rngs))
+        backbone.feature_dim, self.setting("proj_hidden_dim"), self.setting("proj_dim"),
+        self.setting("proj_depth"), rngs=rngs))
 
   def loss(self, model, batch, rng):
     del rng
@@ -35,7 +35,7 @@ class SimCLR(base.Method):
     projections = model.projector(features.reshape(batch_size * views, dim))
     projections = projections.reshape(batch_size, views, -1)
     loss = losses.info_nce(
-        projections, self.config.get("temperature", 0.1),
+        projections, self.setting("temperature"),
         debiased_tau_plus=self.config.get("debiased_tau_plus", None),
         hard_negative_beta=self.config.get("hard_negative_beta", None))
     normalized = projections / jnp.linalg.norm(projections, axis=-1, keepdims=True)

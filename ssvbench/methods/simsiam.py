@@ -40,7 +40,7 @@ class SimSiam(base.Method):
     c = self.config
     projector = nnx.Sequential(
         common.ProjectionHead(backbone.feature_dim, c.proj_hidden_dim, c.proj_dim,
-                            c.get("proj_depth", 3), rngs=rngs),
+                            self.setting("proj_depth"), rngs=rngs),
         nnx.BatchNorm(c.proj_dim, use_bias=False, use_scale=False, momentum=0.9, rngs=rngs))
     predictor = common.ProjectionHead(c.proj_dim, c.pred_hidden_dim, c.proj_dim, 2, rngs=rngs)
     return SimSiamModel(backbone, projector, predictor)

@@ -27,7 +27,7 @@ class SupCon(base.Method):
     del num_classes
     c = self.config
     return common.JointEmbeddingModel(backbone, common.ProjectionHead(
-        backbone.feature_dim, c.proj_hidden_dim, c.proj_dim, c.get("proj_depth", 2), rngs=rngs))
+        backbone.feature_dim, c.proj_hidden_dim, c.proj_dim, self.setting("proj_depth"), rngs=rngs))
 
   def loss(self, model, batch, rng):
     embeddings = common.project_views(

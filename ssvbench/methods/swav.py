@@ -69,9 +69,9 @@ class SwAV(base.Method):
     del num_classes
     c = self.config
     projector = common.ProjectionHead(backbone.feature_dim, c.proj_hidden_dim, c.proj_dim,
-                                    c.get("proj_depth", 2), rngs=rngs)
+                                    self.setting("proj_depth"), rngs=rngs)
     return SwAVModel(backbone, projector, c.num_prototypes, c.proj_dim,
-                     c.get("queue_size", 0), self.num_assign_views, rngs)
+                     self.setting("queue_size"), self.num_assign_views, rngs)
 
   def loss(self, model, batch, rng):
     c = self.config
@@ -85,7 +85,7 @@ class SwAV(base.Method):
     kernel = model.prototypes.kernel.get_value()
     prototypes = kernel / jnp.linalg.norm(kernel, axis=0, keepdims=True)
     step = model.step_count.get_value()
-    frozen = step < c.get("freeze_prototypes_steps", 0)
+    frozen = step < self.setting("freeze_prototypes_steps")
     prototypes = jnp.where(frozen, jax.lax.stop_gradient(prototypes), prototypes)
     scores = jnp.einsum("bvd,dk->vbk", embeddings, prototypes,
                         precision=jax.lax.Precision.HIGHEST)
@@ -103,7 +103,7 @@ class SwAV(base.Method):
       loss = jax.lax.cond(in_use, lambda: swav(queue_scores), lambda: swav(None))
       assign = jnp.swapaxes(embeddings[:, :self.num_assign_views], 0, 1)
       model.queue.set_value(common.enqueue(queue, jax.lax.stop_gradient(assign), axis=1))
-      started = step >= c.get("queue_start_step", 0)
+      started = step >= self.setting("queue_start_step")
       filled = jnp.minimum(model.queue_fill.get_value() + batch_size, queue.shape[1])
       model.queue_fill.set_value(jnp.where(started, filled, 0).astype(jnp.int32))
       metrics["queue_in_use"] = in_use.astype(jnp.float32)

@@ -1,7 +1,7 @@
 """Fine-tuning: selection on the carved validation part only, test scored once, init_from.
 
 A tiny fine-tune on the tiny store (r3d_tiny pre-trained by 4 SimCLR steps, the shapes of
-tests/test_train.py so compiles are shared): 3 steps of batch 8 over the 8 videos left
+tests/train/test_train.py so compiles are shared): 3 steps of batch 8 over the 8 videos left
 after carving, a checkpoint every step.
 """
 

@@ -18,7 +18,7 @@ from ssvbench.models import vit3d
 from ssvbench.models.registry import build_backbone
 from ssvbench.train import trainer
 
-CONFIG_FILE = pathlib.Path(__file__).parent.parent / "ssvbench/configs/pretrain/videomae_vit3d_synthactions.py"
+CONFIG_FILE = pathlib.Path(__file__).resolve().parents[2] / "ssvbench/configs/pretrain/videomae_vit3d_synthactions.py"
 
 
 def numpy_targets(clips: np.ndarray, tubelet) -> np.ndarray:

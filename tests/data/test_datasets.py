@@ -25,7 +25,7 @@ from ssvbench.data import synthactions
 from ssvbench.data import ucf101
 from ssvbench.data.validation import carve_validation
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "datasets"
 UCF_SPLITS = SHARED / "ucf101" / "ucfTrainTestlist"
 HMDB_SPLITS = SHARED / "hmdb51" / "testTrainMulti_7030_splits"
 KINETICS_ANNOTATIONS = SHARED / "kinetics" / "annotations"

@@ -10,7 +10,8 @@ of a curve evaluated on the test list. Here:
 - Training is the one trainer: a `supervised` run (cross-entropy, new linear head)
   whose backbone is copied from the pre-training run (`config.train.init_from`), on the
   training split MINUS a validation part carved by leakage group
-  (`config.data.record_indices`), so no source video spans the two parts.
+  (`config.data.record_indices`: a file named by its hash), so no source video spans the
+  two parts.
 - Every saved checkpoint is scored on the carved validation part only; the best one is
   chosen (highest top-1, then lowest loss, then the earliest step).
 - The chosen checkpoint alone is scored on test, once, with the protocol's views: a
@@ -35,6 +36,7 @@ from flax import nnx
 from ssvbench import config as config_lib
 from ssvbench import runs
 from ssvbench.data import pipeline, store as store_lib
+from ssvbench.data import record_indices as record_indices_lib
 from ssvbench.data import validation as validation_lib
 from ssvbench.evaluators import extract, knn
 from ssvbench.evaluators import protocol as protocol_lib
@@ -91,7 +93,7 @@ def finetune_config(pretrain_config: ml_collections.ConfigDict, pretrain_workdir
   config.seed = int(recipe["seed"])
   config.data = ml_collections.ConfigDict(dict(
       store_dir=str(store_dir), split=spec.splits["train"],
-      record_indices=[int(i) for i in fit_indices],
+      record_indices=record_indices_lib.reference(fit_indices),
       num_frames=int(spec.views["num_frames"]), frame_stride=int(spec.views["frame_stride"]),
       crop_size=int(spec.views["crop_size"]),
       worker_count=int(pretrain_config.data.get("worker_count", 0)),
@@ -257,6 +259,7 @@ def finetune_run(pretrain_workdir: str | pathlib.Path,
                            fit_indices, plan, mesh_axes)
   if resume:
     _check_reusable(train_dir, config)
+  record_indices_lib.write(train_dir, fit_indices)
   start = time.perf_counter()
   trainer.train(config, train_dir, resume=resume, progress=progress,
                 init_state=runs.initial_state_for(config))

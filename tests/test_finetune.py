@@ -16,6 +16,7 @@ from conftest import tiny_pretrain_config
 from ssvbench import runs
 from ssvbench import cli
 from ssvbench.data import pipeline, store as store_lib, validation
+from ssvbench.data import record_indices as record_indices_lib
 from ssvbench import finetune
 from ssvbench.evaluators import extract
 from ssvbench.evaluators import protocol as protocol_lib
@@ -120,7 +121,11 @@ def test_finetune_selects_on_validation_and_scores_test_once(pretrained, tiny_st
   assert details["num_fit"] == len(fit_indices) == 8 and details["num_val"] == len(val_indices)
   assert not set(groups[fit_indices]) & set(groups[val_indices])
   train_config = json.loads((out / "train" / "config.json").read_text())
-  assert train_config["data"]["record_indices"] == fit_indices.tolist()
+  # The training subset is a file named by its hash, not a list in config.json.
+  entry = train_config["data"]["record_indices"]
+  assert entry["count"] == len(fit_indices) and entry["file"].startswith("record_indices/")
+  np.testing.assert_array_equal(
+      record_indices_lib.read(out / finetune.TRAIN_SUBDIR, entry), fit_indices)
   assert train_config["train"]["init_from"] == str(pretrained)
 
   # One validation call per saved checkpoint, on the carved part only, then ONE test call.

@@ -25,6 +25,7 @@ from flax import nnx
 
 from ssvbench import config as config_lib
 from ssvbench.data import pipeline, store as store_lib
+from ssvbench.data import record_indices as record_indices_lib
 from ssvbench.methods import registry as methods_registry
 from ssvbench.models import registry as models
 from ssvbench.models import sharding_rules
@@ -239,7 +240,7 @@ def run_store_dir(workdir, config: ml_collections.ConfigDict, store_dir=None) ->
   return str(store_dir or config.data.store_dir)
 
 
-def make_data_iterator(config, store, method):
+def make_data_iterator(config, store, method, workdir=None):
   dataset = pipeline.make_train_dataset(
       store.data_source(config.data.get("split", "train")),
       num_clips=method.num_views,
@@ -252,8 +253,9 @@ def make_data_iterator(config, store, method):
       process_count=jax.process_count(),
       augment=config.data.get("augment", None),
       worker_count=config.data.get("worker_count", 0),
-      # Fine-tuning trains on the split minus its carved validation part.
-      record_indices=config.data.get("record_indices", None),
+      # Fine-tuning trains on the split minus its carved validation part (a file in the
+      # workdir named by its hash, see ssvbench.data.record_indices).
+      record_indices=record_indices_lib.read(workdir, config.data.get("record_indices", None)),
   )
   return iter(dataset)
 
@@ -367,7 +369,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
                                              max_to_keep=config.train.get("keep_checkpoints", 2),
                                              remove_stale=True)
   try:
-    data_iterator = make_data_iterator(config, store, method) if num_steps else None
+    data_iterator = make_data_iterator(config, store, method, workdir) if num_steps else None
     start_step = 0
     if checkpointer.latest_step() is not None:
       if not resume:

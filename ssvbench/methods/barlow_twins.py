@@ -14,9 +14,6 @@ With rho views the loss is the mean over unordered pairs of distinct views.
 
 from __future__ import annotations
 
-import jax.numpy as jnp
-from flax import nnx
-
 from ssvbench.methods import base, common, losses, video_options
 from ssvbench.models import input_norm
 

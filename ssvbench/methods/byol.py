@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from ssvbench.methods import base, common, losses, video_options
+from ssvbench.methods import common, losses, video_options
 from ssvbench.models import input_norm
 
 

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from ssvbench.methods import base, common, losses, video_options
+from ssvbench.methods import common, losses, video_options
 from ssvbench.models import input_norm
 
 def moco_pair_loss(q, k, temperature, *, queue=None, in_batch_negatives=False,

@@ -9,9 +9,7 @@ clips per video, every pair of clips of a video is a positive (the rho-SimCLR va
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
-from flax import nnx
 
 from ssvbench.methods import base, common, losses
 

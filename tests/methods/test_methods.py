@@ -392,3 +392,11 @@ def test_an_old_run_without_a_method_key_loads_with_the_former_code_default(tmp_
   # The value it was trained with (the code default then), not the recipe's 256.
   assert loaded.method.proj_hidden_dim == 512
   assert recipes.METHOD_DEFAULTS["simclr"]["proj_hidden_dim"] == 256
+
+
+def test_the_registry_names_every_method_by_its_own_name():
+  # A string table (module, class): looking one up imports only that module.
+  for name in registry.available_methods():
+    assert registry.method_class(name).name == name
+  with pytest.raises(ValueError, match="unknown method 'simclr2'; available: barlow_twins"):
+    registry.method_class("simclr2")

@@ -81,9 +81,11 @@ def parse_args(argv):
 def ensure_store(data_dir: pathlib.Path, progress: bool) -> pathlib.Path:
   """The prepared store under data_dir, generated as the quickstart does if absent."""
   from ssvbench import quickstart
+  from ssvbench.data import synthactions_store
   store_dir = data_dir / "store"
   if not (store_dir / "manifest.json").is_file():
-    quickstart.prepare_synthactions(quickstart.default_config(), data_dir, progress=progress)
+    synthactions_store.prepare_synthactions(quickstart.default_config(), data_dir,
+                                            progress=progress)
   return store_dir
 
 

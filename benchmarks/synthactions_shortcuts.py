@@ -85,10 +85,9 @@ def main(argv=None) -> None:
 
   from ssvbench import runtime
   runtime.configure_jax()
-  from ssvbench import evaluate
+  from ssvbench import evaluate, runs
   from ssvbench.data import store as store_lib
   from ssvbench.evaluators import protocol as protocol_lib
-  from ssvbench.train import trainer
 
   root = pathlib.Path(args.root)
   store = store_lib.PreparedStore(root / "data" / "store")
@@ -97,7 +96,7 @@ def main(argv=None) -> None:
   names = args.runs or sorted(p.name for p in (root / "runs").iterdir() if p.is_dir())
   for name in names:
     workdir = root / "runs" / name
-    _, model, _ = trainer.load_trained_model(workdir)
+    _, model, _ = runs.load_trained_model(workdir)
     features = evaluate.extract_run_features(workdir, model, store, spec, progress=False)
     scores = probe(features["train"]["features"], features["test"]["features"], attributes)
     print(f"{name}: " + ", ".join(f"{key} {value:.2f}" for key, value in scores.items()))

@@ -84,10 +84,9 @@ def load_suite(spec: str, stores: Mapping[str, str] | None = None,
 
 
 def checkpoint_steps(workdir: pathlib.Path) -> list[int]:
-  """The checkpoint steps present in a workdir (numbered folders of `checkpoints/`)."""
-  folder = workdir / "checkpoints"
-  return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) if folder.is_dir() \
-      else []
+  """The checkpoint steps present in a workdir (`runs.saved_steps`)."""
+  from ssvbench import runs
+  return runs.saved_steps(workdir)
 
 
 def _same_path(a: str | None, b: str | None) -> bool:
@@ -126,10 +125,10 @@ def run_workdir(workdir: str | os.PathLike, suite: Sequence[Entry], results_file
   """
   from ssvbench import evaluate
   from ssvbench.data import store as store_lib
+  from ssvbench import runs
   from ssvbench.evaluators import protocol as protocol_lib
-  from ssvbench.train import trainer
   workdir = pathlib.Path(workdir)
-  if not (workdir / "config.json").is_file():
+  if not (workdir / runs.CONFIG_FILE).is_file():
     raise ValueError(f"benchmark: {workdir} is not a pre-training or imported-checkpoint "
                      "workdir (no config.json).")
   available = checkpoint_steps(workdir)
@@ -170,7 +169,7 @@ def run_workdir(workdir: str | os.PathLike, suite: Sequence[Entry], results_file
 
   done = {"evaluated": [], "skipped": []}
   for step in wanted:
-    checkpoint = str(workdir / trainer.CHECKPOINT_SUBDIR / str(step))
+    checkpoint = runs.checkpoint_path(workdir, step)
     for entry, store_dir, fingerprint, manifest_hash in plan:
       existing = records_lib.load_records(results_file) if results_file.is_file() else []
       if _recorded(existing, fingerprint, checkpoint, manifest_hash):

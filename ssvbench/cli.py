@@ -102,7 +102,7 @@ def _prepare_synthactions(args, overrides) -> int:
   <out>/store."""
   import pathlib
   from ssvbench import quickstart
-  from ssvbench.data import store as store_lib
+  from ssvbench.data import store as store_lib, synthactions_store
   if not args.out:
     raise SystemExit("prepare synthactions: --out is required.")
   config = quickstart.default_config()
@@ -112,8 +112,8 @@ def _prepare_synthactions(args, overrides) -> int:
     from ssvbench import config as config_lib
     config.synth = config_lib.apply_overrides(config.synth, overrides)
   config.prepare.workers = args.workers
-  store_dir = quickstart.prepare_synthactions(config, pathlib.Path(args.out),
-                                              progress=not args.no_progress)
+  store_dir = synthactions_store.prepare_synthactions(config, pathlib.Path(args.out),
+                                                      progress=not args.no_progress)
   store = store_lib.PreparedStore(store_dir)
   print(json.dumps({"store": str(store_dir), "manifest_hash": store.manifest_hash,
                     "counts": store.manifest["counts"]}, indent=2))
@@ -121,10 +121,12 @@ def _prepare_synthactions(args, overrides) -> int:
 
 
 def cmd_pretrain(args, overrides) -> int:
+  from ssvbench import runs
   from ssvbench.train import trainer
   config = _load_config(args.config, overrides)
   result = trainer.train(config, args.workdir, resume=args.resume, progress=not args.no_progress,
-                         allow_changes=tuple(args.allow_change or ()))
+                         allow_changes=tuple(args.allow_change or ()),
+                         init_state=runs.initial_state_for(config))
   print(json.dumps({"workdir": str(result.workdir), "step": result.step,
                     "metrics": result.last_metrics}, indent=2))
   return 0
@@ -142,7 +144,7 @@ def cmd_evaluate(args, overrides) -> int:
 
 def cmd_finetune(args, overrides) -> int:
   from ssvbench import runtime
-  from ssvbench.evaluators import finetune
+  from ssvbench import finetune
   if overrides:
     raise SystemExit("finetune takes no --config.* overrides; the recipe is part of the "
                      "versioned protocol.")
@@ -248,14 +250,13 @@ def _input_norm_argument(args):
 
 
 def cmd_import_checkpoint(args, overrides) -> int:
-  from ssvbench import runtime
-  from ssvbench.models import import_torch
+  from ssvbench import import_checkpoint, runtime
   if overrides:
     raise SystemExit("import-checkpoint takes no --config.* overrides.")
   runtime.configure_jax()
   try:
-    summary = import_torch.import_checkpoint(args.arch, args.source, args.out, args.store,
-                                             input_norm=_input_norm_argument(args))
+    summary = import_checkpoint.import_checkpoint(args.arch, args.source, args.out, args.store,
+                                                  input_norm=_input_norm_argument(args))
   except ImportError as error:
     raise SystemExit(f"ssvbench import-checkpoint: error: {error}") from None
   print(json.dumps(summary, indent=2))

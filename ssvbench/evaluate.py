@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ssvbench.data import store as store_lib
+from ssvbench import runs
+from ssvbench.data import store as store_lib, synthactions_store
 from ssvbench.evaluators import evaluate_features as evaluate_features_lib
 from ssvbench.evaluators import extract
 from ssvbench.evaluators import features as features_lib
@@ -28,9 +29,8 @@ from ssvbench.results import predictions as predictions_lib
 from ssvbench.results import records
 from ssvbench.train import trainer
 
-# Written by `prepare synthactions` beside the manifest: named class subsets whose
-# accuracy is reported separately (e.g. the motion-only classes).
-CLASS_SUBSETS_FILE = "class_subsets.json"
+# Named class subsets whose accuracy is reported separately (e.g. motion-only classes).
+CLASS_SUBSETS_FILE = synthactions_store.CLASS_SUBSETS_FILE
 # Evaluators re-run on a class subset of the test split.
 SUBSET_EVALUATORS = ("knn", "linear")
 
@@ -117,7 +117,7 @@ def extract_run_features(workdir: pathlib.Path, model, store: store_lib.Prepared
   """The protocol's train and test features of a run's model, through the run's
   feature cache (`<workdir>/feature_cache`, keyed by the weights' fingerprint `weights`,
   computed when not given)."""
-  weights = weights or trainer.params_fingerprint(model.backbone)
+  weights = weights or runs.params_fingerprint(model.backbone)
   return {split: extract.extract_features(
               model.backbone, store, spec.splits[split], spec.views, mesh=mesh,
               per_device_batch=spec.get("per_device_batch", 8),
@@ -151,10 +151,10 @@ def evaluate_run(workdir: str | pathlib.Path, *, protocol: str, store_dir: str |
     The result record.
   """
   workdir = pathlib.Path(workdir)
-  config, model, step = trainer.load_trained_model(workdir, step)
+  config, model, step = runs.load_trained_model(workdir, step)
   spec = protocol_lib.load_protocol(protocol)
   store = store_lib.PreparedStore(trainer.run_store_dir(workdir, config, store_dir))
-  weights = trainer.params_fingerprint(model.backbone)
+  weights = runs.params_fingerprint(model.backbone)
   extracted = extract_run_features(workdir, model, store, spec, weights=weights, mesh=mesh,
                                    progress=progress)
   train = to_feature_set(extracted["train"], store.num_classes, f"{workdir}:train")
@@ -171,7 +171,7 @@ def evaluate_run(workdir: str | pathlib.Path, *, protocol: str, store_dir: str |
       split=record_split(spec.splits["test"], store), protocol=result["protocol"],
       metrics=metrics,
       seeds={"pretrain": int(config.seed), "protocol": int(spec.get("seed", 0))},
-      manifest_hash=store.manifest_hash, checkpoint=str(workdir / "checkpoints" / str(step)),
+      manifest_hash=store.manifest_hash, checkpoint=runs.checkpoint_path(workdir, step),
       run_name=run_name or workdir.name,
       extra={"pretrain_steps": int(step), "weights_fingerprint": weights,
              "view_spec": extract.view_spec(spec.views), **table_facts(config, model, store),

@@ -16,7 +16,6 @@ mean ± std over the seeds with n.
 
 from __future__ import annotations
 
-import json
 import logging
 import pathlib
 import shutil
@@ -25,6 +24,7 @@ import time
 import ml_collections
 
 from ssvbench import recipes
+from ssvbench.data import synthactions_store
 
 STAGES = ("generate", "prepare", "pretrain", "evaluate")
 
@@ -71,30 +71,6 @@ def method_config(config: ml_collections.ConfigDict, method: str, store_dir: str
   return run
 
 
-def write_class_subsets(store_dir: pathlib.Path, synth_config) -> None:
-  from ssvbench.data import synthactions
-  from ssvbench.evaluate import CLASS_SUBSETS_FILE
-  subsets = {"motion_only": synthactions.motion_only_classes(synth_config)}
-  (store_dir / CLASS_SUBSETS_FILE).write_text(json.dumps(subsets, indent=2) + "\n")
-
-
-def prepare_synthactions(config, data_dir: pathlib.Path, progress: bool = True) -> pathlib.Path:
-  """Generates and prepares SynthActions under data_dir; returns the store directory."""
-  from ssvbench.data import prepare, sources, synthactions
-  source_dir = data_dir / "source"
-  synthactions.generate(source_dir, config.synth, progress=progress)
-  store_dir = data_dir / "store"
-  if not (store_dir / "manifest.json").is_file():
-    index, find_video = sources.load_index("synthactions", source_dir / "videos",
-                                           source_dir / "ucfTrainTestlist")
-    prepare.prepare_dataset(index, source_dir / "videos", store_dir, find_video=find_video,
-                            short_side=config.prepare.short_side or None,
-                            fps=config.prepare.fps or None, num_workers=config.prepare.workers,
-                            progress=progress)
-  write_class_subsets(store_dir, config.synth)
-  return store_dir
-
-
 def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, fresh: bool = False,
         progress: bool = True) -> dict:
   """Runs the quickstart; returns {records, timings, leaderboard}."""
@@ -111,7 +87,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *, fresh
   workdir.mkdir(parents=True, exist_ok=True)
   timings = {}
   start = time.perf_counter()
-  store_dir = prepare_synthactions(config, workdir / "data", progress)
+  store_dir = synthactions_store.prepare_synthactions(config, workdir / "data", progress)
   timings["generate+prepare"] = time.perf_counter() - start
 
   run_dirs = {}

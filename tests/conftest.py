@@ -41,8 +41,7 @@ def tiny_synth_config():
 @pytest.fixture(scope="session")
 def tiny_store(tmp_path_factory) -> pathlib.Path:
   """A prepared SynthActions store shared by the training/evaluation tests."""
-  from ssvbench import quickstart
-  from ssvbench.data import prepare, sources, synthactions
+  from ssvbench.data import prepare, sources, synthactions, synthactions_store
   root = tmp_path_factory.mktemp("tiny_synth")
   config = tiny_synth_config()
   synthactions.generate(root / "source", config, progress=False)
@@ -50,7 +49,7 @@ def tiny_store(tmp_path_factory) -> pathlib.Path:
                                          root / "source" / "ucfTrainTestlist")
   prepare.prepare_dataset(index, root / "source" / "videos", root / "store",
                           find_video=find_video, progress=False)
-  quickstart.write_class_subsets(root / "store", config)
+  synthactions_store.write_class_subsets(root / "store", config)
   return root / "store"
 
 

@@ -13,6 +13,7 @@ from ssvbench.results import site, standard
 from ssvbench.train import trainer
 
 
+@pytest.mark.slow
 def test_suite_over_steps_resumes_and_skips_recorded(tiny_store, tmp_path, monkeypatch, capsys):
   workdir = tmp_path / "run"
   config = tiny_pretrain_config(tiny_store, num_steps=4, log_every=1, checkpoint_every=2)

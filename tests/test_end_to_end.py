@@ -5,6 +5,7 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 
 from ssvbench import cli
 from ssvbench.results import records
@@ -15,6 +16,7 @@ def _run(*argv):
   assert code == 0, f"ssvbench {' '.join(map(str, argv))} exited {code}"
 
 
+@pytest.mark.slow
 def test_prepare_pretrain_resume_evaluate(tmp_path, capsys):
   data = tmp_path / "data"
   _run("prepare", "synthactions", "--out", data, "--config", "configs/synthactions.py:tiny",

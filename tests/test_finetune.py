@@ -1,7 +1,7 @@
 """Fine-tuning: selection on the carved validation part only, test scored once, init_from.
 
 A tiny fine-tune on the tiny store (r3d_tiny pre-trained by 4 SimCLR steps, the shapes of
-tests/test_train.py so compiles are shared): 3 steps of batch 8 over the 8 videos left
+tests/train/test_train.py so compiles are shared): 3 steps of batch 8 over the 8 videos left
 after carving, a checkpoint every step.
 """
 
@@ -13,9 +13,12 @@ import pytest
 from flax import nnx
 
 from conftest import tiny_pretrain_config
+from ssvbench import runs
 from ssvbench import cli
 from ssvbench.data import pipeline, store as store_lib, validation
-from ssvbench.evaluators import extract, finetune
+from ssvbench.data import record_indices as record_indices_lib
+from ssvbench import finetune
+from ssvbench.evaluators import extract
 from ssvbench.evaluators import protocol as protocol_lib
 from ssvbench.results import records
 from ssvbench.train import trainer
@@ -58,6 +61,7 @@ def _leaves(module):
   return [np.asarray(x) for x in jax.tree.leaves(nnx.state(module))]
 
 
+@pytest.mark.slow
 def test_finetune_selects_on_validation_and_scores_test_once(pretrained, tiny_store, tmp_path,
                                                              monkeypatch, capsys):
   calls = []
@@ -70,7 +74,7 @@ def test_finetune_selects_on_validation_and_scores_test_once(pretrained, tiny_st
 
   monkeypatch.setattr(finetune, "predict_video_scores", recording_predict)
   initial, loaded = {}, {}
-  original_init, original_load = trainer.init_backbone_from, trainer.load_trained_model
+  original_init, original_load = runs.init_backbone_from, runs.load_trained_model
 
   def recording_load(workdir, *args, **kwargs):
     config, model, step = original_load(workdir, *args, **kwargs)
@@ -83,8 +87,8 @@ def test_finetune_selects_on_validation_and_scores_test_once(pretrained, tiny_st
                     for key in ("params", "rest")})
     return state
 
-  monkeypatch.setattr(trainer, "init_backbone_from", recording_init)
-  monkeypatch.setattr(trainer, "load_trained_model", recording_load)
+  monkeypatch.setattr(runs, "init_backbone_from", recording_init)
+  monkeypatch.setattr(runs, "load_trained_model", recording_load)
   results_file, out = tmp_path / "results.jsonl", tmp_path / "ft"
   protocol_file = tmp_path / "tiny_finetune_protocol.py"
   protocol_file.write_text(TINY_PROTOCOL_FILE)
@@ -117,7 +121,11 @@ def test_finetune_selects_on_validation_and_scores_test_once(pretrained, tiny_st
   assert details["num_fit"] == len(fit_indices) == 8 and details["num_val"] == len(val_indices)
   assert not set(groups[fit_indices]) & set(groups[val_indices])
   train_config = json.loads((out / "train" / "config.json").read_text())
-  assert train_config["data"]["record_indices"] == fit_indices.tolist()
+  # The training subset is a file named by its hash, not a list in config.json.
+  entry = train_config["data"]["record_indices"]
+  assert entry["count"] == len(fit_indices) and entry["file"].startswith("record_indices/")
+  np.testing.assert_array_equal(
+      record_indices_lib.read(out / finetune.TRAIN_SUBDIR, entry), fit_indices)
   assert train_config["train"]["init_from"] == str(pretrained)
 
   # One validation call per saved checkpoint, on the carved part only, then ONE test call.
@@ -180,6 +188,7 @@ def test_finetune_selects_on_validation_and_scores_test_once(pretrained, tiny_st
                           append=False)
 
 
+@pytest.mark.slow
 def test_init_from_refuses_another_architecture(pretrained, tiny_store):
   other = tiny_pretrain_config(tiny_store, "supervised", num_steps=0)
   other.model.overrides = dict(widths=(8, 16, 32, 32))
@@ -188,7 +197,7 @@ def test_init_from_refuses_another_architecture(pretrained, tiny_store):
   # Shapes only: the check happens before any weight is touched.
   _, _, abstract = trainer.create_train_state(other, 4, optimizer, mesh, abstract_only=True)
   with pytest.raises(ValueError, match="do not match this run's model"):
-    trainer.init_backbone_from(abstract, pretrained, optimizer, mesh)
+    runs.init_backbone_from(abstract, pretrained, optimizer, mesh)
 
 
 def test_train_subset_reads_only_its_records(tiny_store):
@@ -214,19 +223,19 @@ def test_train_subset_reads_only_its_records(tiny_store):
 
 def test_protocol_recipes_resolve_and_misuse_is_refused():
   for name in protocol_lib.available_protocols():
-    recipe = finetune.resolve_recipe(protocol_lib.load_protocol(name))
+    recipe = protocol_lib.resolve_finetune_recipe(protocol_lib.load_protocol(name))
     assert recipe["selection"] == "validation" and recipe["epochs"] > 0, name
   with pytest.raises(protocol_lib.ProtocolError, match="would select on the test split|only "
                      "'validation'"):
     protocol_lib.validate(tiny_spec(selection="test"))
   with pytest.raises(protocol_lib.ProtocolError, match=r"finetune.selection='test'"):
-    finetune.resolve_recipe(tiny_spec(selection="test"))
+    protocol_lib.resolve_finetune_recipe(tiny_spec(selection="test"))
   with pytest.raises(protocol_lib.ProtocolError, match=r"unknown key\(s\) \['epoch'\]"):
-    finetune.resolve_recipe(tiny_spec(epoch=3))
+    protocol_lib.resolve_finetune_recipe(tiny_spec(epoch=3))
   with pytest.raises(protocol_lib.ProtocolError, match=r"finetune.optimizer.name='adam'"):
-    finetune.resolve_recipe(tiny_spec(optimizer=dict(name="adam", lr=0.1)))
+    protocol_lib.resolve_finetune_recipe(tiny_spec(optimizer=dict(name="adam", lr=0.1)))
   with pytest.raises(protocol_lib.ProtocolError, match=r"finetune.augment"):
-    finetune.resolve_recipe(tiny_spec(augment=dict(flip_prob=2.0)))
+    protocol_lib.resolve_finetune_recipe(tiny_spec(augment=dict(flip_prob=2.0)))
   # A misspelt recipe fails when the protocol is loaded, and the resolved recipe (defaults
   # included) is part of the fingerprint.
   with pytest.raises(protocol_lib.ProtocolError, match=r"unknown key\(s\) \['epoch'\]"):
@@ -240,13 +249,14 @@ def test_protocol_recipes_resolve_and_misuse_is_refused():
   with no_recipe.unlocked():
     del no_recipe["finetune"]
   with pytest.raises(protocol_lib.ProtocolError, match="no fine-tuning recipe"):
-    finetune.resolve_recipe(no_recipe)
-  plan = finetune.plan_steps(finetune.resolve_recipe(protocol_lib.load_protocol("synthactions")),
+    protocol_lib.resolve_finetune_recipe(no_recipe)
+  plan = finetune.plan_steps(protocol_lib.resolve_finetune_recipe(protocol_lib.load_protocol("synthactions")),
                              300)
   assert plan["num_steps"] == 56 and plan["checkpoint_every"] == 19
   assert plan["checkpoint_steps"] == [19, 38, 56]
 
 
+@pytest.mark.slow
 def test_sigterm_during_finetune_checkpoints_and_resume_gives_the_same_result(pretrained,
                                                                               tmp_path):
   """Preemption of a fine-tune: SIGTERM (real, to this process) stops it after a step with
@@ -270,7 +280,7 @@ def test_sigterm_during_finetune_checkpoints_and_resume_gives_the_same_result(pr
   with pytest.raises(preemption.Preempted) as stopped:
     finetune.finetune_run(pretrained, tiny_spec(), out, progress=False, append=False)
   assert stopped.value.exit_code == 143
-  saved = finetune._saved_steps(out / finetune.TRAIN_SUBDIR / trainer.CHECKPOINT_SUBDIR)
+  saved = runs.saved_steps(out / finetune.TRAIN_SUBDIR)
   assert saved and saved[-1] == stopped.value.step < 3
   resumed = finetune.finetune_run(pretrained, tiny_spec(), out, resume=True, progress=False,
                                   append=False)

@@ -30,8 +30,7 @@ SPLITS = ("train", "test")
 
 def _unit(x: np.ndarray) -> np.ndarray:
   """L2-normalised rows in float64 (a zero row stays zero)."""
-  x = np.asarray(x, np.float64)
-  return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+  return features_lib.unit_rows(np.asarray(x, np.float64), 1e-12)
 
 
 def alignment(view_features: np.ndarray) -> float:

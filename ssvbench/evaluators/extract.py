@@ -18,7 +18,7 @@ import os
 import pathlib
 import tempfile
 import zipfile
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -27,11 +27,10 @@ import tqdm
 from flax import nnx
 
 from ssvbench.data import pipeline
+from ssvbench.evaluators.protocol import VIEW_KEYS
 from ssvbench.methods import base as methods_base
 from ssvbench.models import input_norm
 from ssvbench.train import sharding
-
-from ssvbench.evaluators.protocol import VIEW_KEYS  # noqa: E402  (one definition)
 
 
 def view_spec(views: Mapping[str, Any]) -> dict[str, int]:
@@ -63,6 +62,55 @@ def _make_forward(graphdef, mesh):
         views.shape[0], views.shape[1], -1)
   return jax.jit(forward, in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),
                  out_shardings=sharding.batch_sharding(mesh))
+
+
+def run_over_views(module: nnx.Module, source: Any, views: Mapping[str, Any],
+                   make_forward: Callable, *, mesh, per_device_batch: int = 8,
+                   progress: bool = True, description: str = "views") -> np.ndarray:
+  """The one multi-view evaluation loop: `forward(state, views)` on every video of a
+  record source, in source order, each video once.
+
+  Feature extraction (`_make_forward`: [B, V, D] features) and fine-tuning's scoring
+  (`ssvbench.finetune`: softmax averaged over views) share it, so both see the same
+  views, batches and padding. Deterministic: fixed views, a fixed per-device batch, the
+  last batch padded and masked.
+
+  Args:
+    module: the model (backbone or classifier) in eval mode.
+    source: a split's record source, or a `pipeline.RecordSubset` of one.
+    views: view spec (see `VIEW_KEYS`).
+    make_forward: `(graphdef, mesh) -> jitted forward(state, views)` (cached per
+      architecture and mesh by the caller).
+    mesh: device mesh.
+    per_device_batch: videos per device per call; fixed so results do not depend on the
+      number of devices.
+    progress: show a progress bar.
+    description: progress bar label and error prefix.
+
+  Returns:
+    float32 [N, ...]: the forward's outputs of the real (unpadded) videos.
+  """
+  spec = view_spec(views)
+  global_batch = per_device_batch * sharding.data_parallel_size(mesh)
+  dataset = pipeline.make_eval_dataset(
+      source, num_temporal_views=spec["num_temporal_views"],
+      num_spatial_crops=spec["num_spatial_crops"], num_frames=spec["num_frames"],
+      frame_stride=spec["frame_stride"], crop_size=spec["crop_size"], batch_size=global_batch,
+      process_index=jax.process_index(), process_count=jax.process_count())
+  graphdef, state = nnx.split(module)
+  forward = make_forward(graphdef, mesh)
+  state = sharding.replicate(state, mesh)
+  chunks = []
+  for batch in tqdm.tqdm(dataset, total=pipeline.num_eval_batches(len(source), global_batch),
+                         desc=description, unit="batch", leave=False,
+                         disable=not progress or jax.process_index() != 0):
+    arrays = sharding.global_batch({"views": batch["views"], "mask": batch["mask"]}, mesh)
+    outputs = forward(state, arrays["views"])
+    chunks.append(sharding.to_host(outputs)[sharding.to_host(arrays["mask"])])
+  outputs = np.concatenate(chunks).astype(np.float32)
+  if len(outputs) != len(source):
+    raise RuntimeError(f"{description}: got {len(outputs)} videos, expected {len(source)}.")
+  return outputs
 
 
 def extract_features(backbone: nnx.Module, store, split: str, views: Mapping[str, Any], *,
@@ -108,26 +156,9 @@ def extract_features(backbone: nnx.Module, store, split: str, views: Mapping[str
   if not videos:
     raise ValueError(f"split {split!r} of {store.dataset} has no decoded videos.")
 
-  global_batch = per_device_batch * sharding.data_parallel_size(mesh)
-  dataset = pipeline.make_eval_dataset(
-      store.data_source(split), num_temporal_views=spec["num_temporal_views"],
-      num_spatial_crops=spec["num_spatial_crops"], num_frames=spec["num_frames"],
-      frame_stride=spec["frame_stride"], crop_size=spec["crop_size"], batch_size=global_batch,
-      process_index=jax.process_index(), process_count=jax.process_count())
-  graphdef, state = nnx.split(backbone)
-  forward = _make_forward(graphdef, mesh)
-  state = sharding.replicate(state, mesh)
-  chunks = []
-  num_batches = pipeline.num_eval_batches(len(videos), global_batch)
-  for batch in tqdm.tqdm(dataset, total=num_batches, desc=f"extract {split}", unit="batch",
-                         disable=not progress or jax.process_index() != 0, leave=False):
-    views_array = sharding.global_batch({"views": batch["views"], "mask": batch["mask"]}, mesh)
-    features = forward(state, views_array["views"])
-    mask = sharding.to_host(views_array["mask"])
-    chunks.append(sharding.to_host(features)[mask])
-  features = np.concatenate(chunks).astype(np.float32)
-  if len(features) != len(videos):
-    raise RuntimeError(f"extracted {len(features)} videos of {split}, expected {len(videos)}.")
+  features = run_over_views(backbone, store.data_source(split), spec, _make_forward,
+                            mesh=mesh, per_device_batch=per_device_batch, progress=progress,
+                            description=f"extract {split}")
   if cache_file is not None and jax.process_index() == 0:
     _write_cache(cache_file, features)
   return {"features": features, **meta}

@@ -15,45 +15,10 @@ from __future__ import annotations
 import os
 import pathlib
 import tempfile
-import zipfile
 
 import numpy as np
 
-from ssvbench.evaluators.features import FeatureError
-
-_ZIP_MAGIC = b"PK\x03\x04"
-_EMPTY_ZIP_MAGIC = b"PK\x05\x06"
-_NPY_MAGIC = b"\x93NUMPY"
-_FORMAT = "an .npz written by np.savez(path, features=..., labels=...)"
-
-
-def read_npz(path: str | pathlib.Path) -> dict[str, np.ndarray]:
-  """All arrays of a feature file, or a FeatureError saying why it is not one."""
-  path = pathlib.Path(path)
-  if not path.exists():
-    raise FeatureError(f"feature file not found: {path}.")
-  if not path.is_file():
-    raise FeatureError(f"{path} is not a file; expected {_FORMAT}.")
-  with open(path, "rb") as handle:
-    head = handle.read(8)
-  if not head:
-    raise FeatureError(f"{path} is empty (0 bytes); expected {_FORMAT}.")
-  if head.startswith(_NPY_MAGIC):
-    raise FeatureError(f"{path} is a single .npy array; expected {_FORMAT} (both arrays "
-                       "in one file).")
-  if not head.startswith((_ZIP_MAGIC, _EMPTY_ZIP_MAGIC)):
-    raise FeatureError(f"{path} is not an .npz file (it does not start like a zip archive); "
-                       f"expected {_FORMAT}.")
-  try:
-    with np.load(path, allow_pickle=False) as data:
-      return {key: data[key] for key in data.files}
-  except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as error:
-    reason = " ".join(str(error).split()) or type(error).__name__
-    if "pickle" in reason:
-      reason = "it holds Python objects (e.g. strings saved as dtype=object); save plain arrays"
-    raise FeatureError(f"{path} is truncated or corrupt ({reason}); expected {_FORMAT}.") \
-        from None
-
+from ssvbench.evaluators.features import FeatureError, read_npz
 
 def labels_of(path: str | pathlib.Path) -> np.ndarray:
   """The integer `labels` of a feature file (checked, for counting classes)."""

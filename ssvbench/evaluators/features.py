@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import pathlib
+import zipfile
 from typing import Sequence
 
 import numpy as np
@@ -140,6 +141,46 @@ class FeatureSet:
                       pick(self.video_ids), pick(self.groups), source or self.source)
 
 
+_ZIP_MAGIC = b"PK\x03\x04"
+_EMPTY_ZIP_MAGIC = b"PK\x05\x06"
+_NPY_MAGIC = b"\x93NUMPY"
+_FORMAT = "an .npz written by np.savez(path, features=..., labels=...)"
+
+
+def unit_rows(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+  """Rows scaled to unit L2 norm on the host, in x's dtype (a zero row stays zero): the
+  one normalisation the frozen-feature evaluators use."""
+  return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), eps)
+
+
+def read_npz(path: str | pathlib.Path) -> dict[str, np.ndarray]:
+  """All arrays of a feature file, or a FeatureError saying why it is not one."""
+  path = pathlib.Path(path)
+  if not path.exists():
+    raise FeatureError(f"feature file not found: {path}.")
+  if not path.is_file():
+    raise FeatureError(f"{path} is not a file; expected {_FORMAT}.")
+  with open(path, "rb") as handle:
+    head = handle.read(8)
+  if not head:
+    raise FeatureError(f"{path} is empty (0 bytes); expected {_FORMAT}.")
+  if head.startswith(_NPY_MAGIC):
+    raise FeatureError(f"{path} is a single .npy array; expected {_FORMAT} (both arrays "
+                       "in one file).")
+  if not head.startswith((_ZIP_MAGIC, _EMPTY_ZIP_MAGIC)):
+    raise FeatureError(f"{path} is not an .npz file (it does not start like a zip archive); "
+                       f"expected {_FORMAT}.")
+  try:
+    with np.load(path, allow_pickle=False) as data:
+      return {key: data[key] for key in data.files}
+  except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as error:
+    reason = " ".join(str(error).split()) or type(error).__name__
+    if "pickle" in reason:
+      reason = "it holds Python objects (e.g. strings saved as dtype=object); save plain arrays"
+    raise FeatureError(f"{path} is truncated or corrupt ({reason}); expected {_FORMAT}.") \
+        from None
+
+
 def load_npz(path: str | pathlib.Path, num_classes: int) -> FeatureSet:
   """Loads and validates a feature file.
 
@@ -154,9 +195,8 @@ def load_npz(path: str | pathlib.Path, num_classes: int) -> FeatureSet:
   Raises:
     FeatureError: a missing file or key, or any violation listed in `FeatureSet`.
   """
-  from ssvbench.evaluators import feature_inputs  # Imports this module's FeatureError.
   path = pathlib.Path(path)
-  arrays = feature_inputs.read_npz(path)
+  arrays = read_npz(path)
   missing = [key for key in REQUIRED_KEYS if key not in arrays]
   if missing:
     raise FeatureError(f"{path}: missing key(s) {missing}; a feature file holds "

@@ -39,9 +39,8 @@ _MIN_CHUNK = 8
 
 
 def l2_normalise(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-  """Returns rows scaled to unit L2 norm (a zero row stays zero)."""
-  norms = np.linalg.norm(x, axis=-1, keepdims=True)
-  return (x / np.maximum(norms, eps)).astype(np.float32)
+  """Returns rows scaled to unit L2 norm, as float32 (a zero row stays zero)."""
+  return features_lib.unit_rows(x, eps).astype(np.float32)
 
 
 def _chunk_size(count: int, limit: int) -> int:

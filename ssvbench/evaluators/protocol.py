@@ -16,8 +16,10 @@ test split, the field's most common defect.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import math
 import pathlib
 from typing import Any, Mapping
 
@@ -25,6 +27,7 @@ import ml_collections
 
 from ssvbench import config as config_lib
 from ssvbench.hashing import canonical_json  # Also this module's name for it.
+from ssvbench.data import transforms
 from ssvbench.evaluators import registry
 
 PROTOCOL_DIR = config_lib.PACKAGE_CONFIG_DIR / "protocols"
@@ -88,7 +91,7 @@ def check_no_test_selection(spec: Mapping[str, Any] | ml_collections.ConfigDict)
   blocks = [(f"evals.{n}", e) for n, e in dict(spec.get("evals") or {}).items()]
   blocks += [(f"sweeps.{n}", e) for n, e in dict(spec.get("sweeps") or {}).items()]
   blocks.append(("validation", spec.get("validation") or {}))
-  blocks.append(("finetune", spec.get("finetune") or {}))  # ssvbench.evaluators.finetune
+  blocks.append(("finetune", spec.get("finetune") or {}))  # ssvbench.finetune
   for where, block in blocks:
     for key, value in dict(block).items():
       if key == "selection" and value != "validation":
@@ -147,9 +150,8 @@ def resolve(spec: ml_collections.ConfigDict | Mapping[str, Any]) -> dict[str, An
       raise ProtocolError(f"protocol {spec_dict.get('name')}: {error}") from None
     spec_dict[section] = json.loads(json.dumps(spec_dict[section]))
   if spec_dict.get("finetune"):
-    # The fine-tuning recipe with its defaults (imported here: finetune imports this module).
-    from ssvbench.evaluators import finetune
-    spec_dict["finetune"] = finetune.resolve_recipe(spec_dict)
+    # The fine-tuning recipe with its defaults.
+    spec_dict["finetune"] = resolve_finetune_recipe(spec_dict)
   return spec_dict
 
 
@@ -165,3 +167,90 @@ def fingerprint(spec: ml_collections.ConfigDict | Mapping[str, Any]) -> str:
       for key in EXECUTION_SETTINGS:
         entry.pop(key, None)
   return hashlib.sha256(canonical_json(resolved).encode()).hexdigest()
+
+
+# The fine-tuning recipe schema (the protocol's `finetune` block). Recipe keys: required ones, then optional ones with their defaults.
+FINETUNE_REQUIRED_KEYS = ("epochs", "batch_size", "optimizer", "augment", "checkpoint_every_epochs",
+                 "selection")
+FINETUNE_OPTIONAL_DEFAULTS = {"seed": 0, "val_views": {}}
+FINETUNE_OPTIMIZER_REQUIRED = ("name", "lr")
+FINETUNE_OPTIMIZER_DEFAULTS = {"momentum": 0.9, "weight_decay": 0.0, "warmup_epochs": 0.0,
+                      "final_lr_fraction": 0.0}
+FINETUNE_OPTIMIZERS = ("sgd", "adamw", "lars")
+# Validation may use fewer views than test (it is scored once per checkpoint).
+FINETUNE_VAL_VIEW_KEYS = ("num_temporal_views", "num_spatial_crops")
+
+
+def resolve_finetune_recipe(spec: ml_collections.ConfigDict | Mapping[str, Any]) -> dict[str, Any]:
+  """The protocol's fine-tuning recipe, checked and completed with its defaults.
+
+  Args:
+    spec: a protocol spec with a `finetune` block.
+
+  Returns:
+    The recipe as plain data (what `ssvbench.finetune.finetune_run` will use).
+
+  Raises:
+    ProtocolError: no `finetune` block, a missing or unknown key, or a bad value; the
+      message names `protocol <name>: finetune.<key>`.
+  """
+  spec = spec.to_dict() if isinstance(spec, ml_collections.ConfigDict) else dict(spec)
+  where = f"protocol {spec.get('name', '<protocol>')}: finetune"
+  if not spec.get("finetune"):
+    raise ProtocolError(f"{where} is missing; this protocol has no fine-tuning "
+                                     "recipe (add a `finetune` block to its config).")
+  recipe = json.loads(json.dumps(dict(spec["finetune"])))
+  unknown = sorted(set(recipe) - set(FINETUNE_REQUIRED_KEYS) - set(FINETUNE_OPTIONAL_DEFAULTS))
+  missing = [k for k in FINETUNE_REQUIRED_KEYS if k not in recipe]
+  if unknown or missing:
+    raise ProtocolError(
+        f"{where}: unknown key(s) {unknown}, missing key(s) {missing}; required "
+        f"{list(FINETUNE_REQUIRED_KEYS)}, optional {sorted(FINETUNE_OPTIONAL_DEFAULTS)}.")
+  recipe = {**FINETUNE_OPTIONAL_DEFAULTS, **recipe}
+
+  def check(ok: bool, key: str, expected: str):
+    if not ok:
+      raise ProtocolError(f"{where}.{key}={_lookup(recipe, key)!r}: expected "
+                                       f"{expected}.")
+
+  check(recipe["selection"] == "validation", "selection", "'validation' (never test)")
+  check(_is_number(recipe["epochs"]) and recipe["epochs"] > 0, "epochs", "a positive number")
+  check(isinstance(recipe["batch_size"], int) and recipe["batch_size"] > 0, "batch_size",
+        "a positive integer")
+  check(_is_number(recipe["checkpoint_every_epochs"]) and recipe["checkpoint_every_epochs"] > 0,
+        "checkpoint_every_epochs", "a positive number")
+  check(isinstance(recipe["seed"], int), "seed", "an integer")
+  optimizer = recipe["optimizer"]
+  check(isinstance(optimizer, dict), "optimizer", f"a dict with {list(FINETUNE_OPTIMIZER_REQUIRED)}")
+  unknown = sorted(set(optimizer) - set(FINETUNE_OPTIMIZER_REQUIRED) - set(FINETUNE_OPTIMIZER_DEFAULTS))
+  check(not unknown and all(k in optimizer for k in FINETUNE_OPTIMIZER_REQUIRED), "optimizer",
+        f"keys {list(FINETUNE_OPTIMIZER_REQUIRED)} and optionally {sorted(FINETUNE_OPTIMIZER_DEFAULTS)}")
+  recipe["optimizer"] = optimizer = {**FINETUNE_OPTIMIZER_DEFAULTS, **optimizer}
+  check(optimizer["name"] in FINETUNE_OPTIMIZERS, "optimizer.name", f"one of {FINETUNE_OPTIMIZERS}")
+  for key in ("lr", "momentum", "weight_decay", "warmup_epochs", "final_lr_fraction"):
+    check(_is_number(optimizer[key]) and optimizer[key] >= 0, f"optimizer.{key}",
+          "a number >= 0")
+  check(optimizer["lr"] > 0, "optimizer.lr", "a positive number")
+  check(optimizer["warmup_epochs"] < recipe["epochs"], "optimizer.warmup_epochs",
+        "fewer than `epochs`")
+  try:  # Completed too, so a changed augmentation default changes the fingerprint.
+    augment = transforms.AugmentConfig.from_spec(recipe["augment"])
+  except (TypeError, ValueError) as error:
+    raise ProtocolError(f"{where}.augment: {error}") from None
+  recipe["augment"] = json.loads(json.dumps(dataclasses.asdict(augment)))
+  val_views = recipe["val_views"]
+  check(isinstance(val_views, dict) and set(val_views) <= set(FINETUNE_VAL_VIEW_KEYS)
+        and all(isinstance(v, int) and v >= 1 for v in val_views.values()), "val_views",
+        f"a dict of positive integers with keys among {list(FINETUNE_VAL_VIEW_KEYS)}")
+  return recipe
+
+
+def _is_number(value: Any) -> bool:
+  return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _lookup(recipe: Mapping[str, Any], dotted: str) -> Any:
+  value: Any = recipe
+  for part in dotted.split("."):
+    value = value.get(part) if isinstance(value, Mapping) else None
+  return value

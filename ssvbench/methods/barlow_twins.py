@@ -14,35 +14,10 @@ With rho views the loss is the mean over unordered pairs of distinct views.
 
 from __future__ import annotations
 
-import jax.numpy as jnp
-from flax import nnx
-
-from ssvbench.methods import base, losses, video_options
+from ssvbench.methods import base, common, losses, video_options
 from ssvbench.models import input_norm
 
 
-class JointEmbeddingModel(nnx.Module):
-  """A backbone and a projector (expander); evaluation uses the backbone only."""
-
-  def __init__(self, backbone, projector):
-    self.backbone = backbone
-    self.projector = projector
-
-
-def project_views(model, video: video_options.VideoBatch):
-  """Backbone then projector on every view: [B, V, D'] embeddings."""
-  features = video_options.encode(model.backbone, video.views)
-  batch_size, views, dim = features.shape
-  return model.projector(features.reshape(batch_size * views, dim)).reshape(batch_size, views, -1)
-
-
-def unit_embedding_std(embeddings):
-  """Mean over dimensions of the batch std of L2-normalised embeddings (0 = collapsed)."""
-  flat = embeddings.reshape(-1, embeddings.shape[-1])
-  return jnp.mean(jnp.std(flat / jnp.linalg.norm(flat, axis=-1, keepdims=True), axis=0))
-
-
-@base.register
 class BarlowTwins(base.Method):
   """Config: lambd, proj_hidden_dim, proj_dim, proj_depth, num_views, video."""
 
@@ -56,14 +31,14 @@ class BarlowTwins(base.Method):
   def build_model(self, backbone, num_classes, rngs):
     del num_classes
     c = self.config
-    return JointEmbeddingModel(backbone, base.ProjectionHead(
-        backbone.feature_dim, c.proj_hidden_dim, c.proj_dim, c.get("proj_depth", 3), rngs=rngs))
+    return common.JointEmbeddingModel(backbone, base.ProjectionHead(
+        backbone.feature_dim, c.proj_hidden_dim, c.proj_dim, self.setting("proj_depth"), rngs=rngs))
 
   def loss(self, model, batch, rng):
-    embeddings = project_views(model, video_options.prepare(batch["clips"], rng, self.video,
+    embeddings = common.project_views(model, video_options.prepare(batch["clips"], rng, self.video,
                                   input_norm.of(model.backbone)))
     views = embeddings.shape[1]
     pair_losses = [losses.barlow_twins_loss(embeddings[:, a], embeddings[:, b], self.config.lambd)
                    for a in range(views) for b in range(a + 1, views)]
     loss = sum(pair_losses) / len(pair_losses)
-    return loss, {"loss": loss, "embedding_std": unit_embedding_std(embeddings)}
+    return loss, {"loss": loss, "embedding_std": common.unit_embedding_std(embeddings)}

@@ -1,4 +1,4 @@
-"""What a pre-training method is, and the registry that selects one by config.
+"""What a pre-training method is (the registry that selects one is methods/registry.py).
 
 A method owns two things: the model it trains around a backbone (heads, predictors,
 EMA targets...) and its loss on a global batch. The trainer, data pipeline and
@@ -7,7 +7,6 @@ checkpointing are shared, so methods differ only where their papers differ.
 
 from __future__ import annotations
 
-from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -45,9 +44,18 @@ class Method:
   def __init__(self, config: ml_collections.ConfigDict):
     self.config = config
 
+  def setting(self, key: str):
+    """A required key of the method config. Defaults live in the recipes
+    (ssvbench/recipes.py METHOD_DEFAULTS, configs/pretrain/), not here, so a missing key
+    is a one-line error naming it rather than a silent code default."""
+    if key not in self.config:
+      raise ValueError(f"config.method.{key} is required by method {self.name!r} (the "
+                       "recipes in ssvbench/recipes.py and configs/pretrain/ set it).")
+    return self.config[key]
+
   @property
   def num_views(self) -> int:
-    return int(self.config.get("num_views", 2))
+    return int(self.setting("num_views"))
 
   @property
   def trains(self) -> bool:
@@ -71,47 +79,6 @@ class Method:
     """
     del params, step
     return rest
-
-
-_REGISTRY: dict[str, Callable[[ml_collections.ConfigDict], Method]] = {}
-
-
-def register(cls):
-  _REGISTRY[cls.name] = cls
-  return cls
-
-
-def available_methods() -> list[str]:
-  _import_all()
-  return sorted(_REGISTRY)
-
-
-def get_method(config: ml_collections.ConfigDict) -> Method:
-  """Instantiates the method named by `config.name`."""
-  _import_all()
-  if config.name not in _REGISTRY:
-    raise ValueError(f"unknown method {config.name!r}; available: {', '.join(sorted(_REGISTRY))}.")
-  return _REGISTRY[config.name](config)
-
-
-def _import_all() -> None:
-  # Methods register themselves on import; importing here keeps the registry complete.
-  from ssvbench.methods import (barlow_twins, byol, moco, simclr, simsiam, supcon,  # noqa: F401
-                                supervised, swav, vicreg, videomae)
-
-
-class ProjectionHead(nnx.Module):
-  """MLP projector (Linear-BN-ReLU)x(depth-1) + Linear, as in SimCLR/CVRL."""
-
-  def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, depth: int, rngs: nnx.Rngs):
-    dims = [in_dim] + [hidden_dim] * (depth - 1) + [out_dim]
-    self.linears = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(dims[:-1], dims[1:])])
-    self.norms = nnx.List([nnx.BatchNorm(b, momentum=0.9, rngs=rngs) for b in dims[1:-1]])
-
-  def __call__(self, x: jax.Array) -> jax.Array:
-    for linear, norm in zip(self.linears[:-1], self.norms):
-      x = jax.nn.relu(norm(linear(x)))
-    return self.linears[-1](x)
 
 
 def encode_views(backbone: nnx.Module, clips: jax.Array) -> jax.Array:

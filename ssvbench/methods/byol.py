@@ -10,7 +10,7 @@ collapsing; the embedding-std metric watches that it does.
 The rho-BYOL of the large-scale video study regresses every clip of a video onto every
 other: the loss is twice the mean over ordered pairs of distinct views, which for rho = 2
 is exactly BYOL's symmetrised loss (the sum of both directions). The EMA target and its
-update are MoCo's (`moco.momentum_target`, `moco.MomentumMethod`).
+update are MoCo's (`common.momentum_target`, `common.MomentumMethod`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from ssvbench.methods import base, losses, moco, video_options
+from ssvbench.methods import common, losses, video_options
 from ssvbench.models import input_norm
 
 
@@ -30,11 +30,10 @@ class BYOLModel(nnx.Module):
     self.backbone = backbone
     self.projector = projector
     self.predictor = predictor
-    self.target = moco.momentum_target(backbone, projector)
+    self.target = common.momentum_target(backbone, projector)
 
 
-@base.register
-class BYOL(moco.MomentumMethod):
+class BYOL(common.MomentumMethod):
   """Config: momentum (+schedule, steps), proj_hidden_dim, proj_dim, proj_depth,
   pred_hidden_dim, num_views, video."""
 
@@ -47,9 +46,9 @@ class BYOL(moco.MomentumMethod):
   def build_model(self, backbone, num_classes, rngs):
     del num_classes
     c = self.config
-    projector = base.ProjectionHead(backbone.feature_dim, c.proj_hidden_dim, c.proj_dim,
-                                    c.get("proj_depth", 2), rngs=rngs)
-    predictor = base.ProjectionHead(c.proj_dim, c.pred_hidden_dim, c.proj_dim, 2, rngs=rngs)
+    projector = common.ProjectionHead(backbone.feature_dim, c.proj_hidden_dim, c.proj_dim,
+                                    self.setting("proj_depth"), rngs=rngs)
+    predictor = common.ProjectionHead(c.proj_dim, c.pred_hidden_dim, c.proj_dim, 2, rngs=rngs)
     return BYOLModel(backbone, projector, predictor)
 
   def loss(self, model, batch, rng):

@@ -27,7 +27,8 @@ import jax.numpy as jnp
 _HIGHEST = jax.lax.Precision.HIGHEST
 
 
-def _l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
+def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
+  """Rows scaled to unit L2 norm, on device (the one helper the losses and methods use)."""
   # rsqrt of a clamped squared norm: unlike `x / norm(x)`, finite gradient at x = 0.
   squared = jnp.sum(jnp.square(x), axis=-1, keepdims=True)
   return x * jax.lax.rsqrt(jnp.maximum(squared, eps * eps))
@@ -143,7 +144,7 @@ def info_nce(
   _check_positive("info_nce: temperature", temperature)
   _check_variants(debiased_tau_plus, hard_negative_beta)
   num_samples, rho, dim = z.shape
-  flat = _l2_normalize(z.astype(jnp.float32)).reshape(num_samples * rho, dim)
+  flat = l2_normalize(z.astype(jnp.float32)).reshape(num_samples * rho, dim)
   logits = jnp.matmul(flat, flat.T, precision=_HIGHEST) / temperature
   sample = jnp.repeat(jnp.arange(num_samples), rho)
   same_sample = sample[:, None] == sample[None, :]
@@ -154,7 +155,7 @@ def info_nce(
         or intra_negatives.shape[2] != dim):
       raise ValueError(f"info_nce: intra_negatives must be [N={num_samples}, E, "
                        f"D={dim}], got {intra_negatives.shape}.")
-    intra = _l2_normalize(intra_negatives.astype(jnp.float32))[sample]
+    intra = l2_normalize(intra_negatives.astype(jnp.float32))[sample]
     intra_logits = jnp.einsum("ad,aed->ae", flat, intra, precision=_HIGHEST) / temperature
     negative_logits = jnp.concatenate([logits, intra_logits], axis=1)
     negative_mask = jnp.concatenate(
@@ -199,8 +200,8 @@ def moco_info_nce(
                      "with N >= 2.")
   _check_positive("moco_info_nce: temperature", temperature)
   _check_variants(debiased_tau_plus, hard_negative_beta)
-  q = _l2_normalize(q.astype(jnp.float32))
-  k = jax.lax.stop_gradient(_l2_normalize(k.astype(jnp.float32)))
+  q = l2_normalize(q.astype(jnp.float32))
+  k = jax.lax.stop_gradient(l2_normalize(k.astype(jnp.float32)))
   positive_logits = jnp.sum(q * k, axis=-1, keepdims=True) / temperature
   negative_logits, negative_masks = [], []
   if in_batch_negatives:
@@ -210,7 +211,7 @@ def moco_info_nce(
     if queue.ndim != 2 or queue.shape[1] != q.shape[1]:
       raise ValueError(f"moco_info_nce: queue must be [K, D={q.shape[1]}], got "
                        f"{queue.shape}.")
-    queue = jax.lax.stop_gradient(_l2_normalize(queue.astype(jnp.float32)))
+    queue = jax.lax.stop_gradient(l2_normalize(queue.astype(jnp.float32)))
     negative_logits.append(jnp.matmul(q, queue.T, precision=_HIGHEST) / temperature)
     negative_masks.append(jnp.ones((q.shape[0], queue.shape[0]), dtype=bool))
   return _contrastive_pairs(
@@ -231,8 +232,8 @@ def byol_loss(p: jax.Array, z: jax.Array) -> jax.Array:
   """
   if p.shape != z.shape:
     raise ValueError(f"byol_loss: p {p.shape} and z {z.shape} must match.")
-  target = jax.lax.stop_gradient(_l2_normalize(z.astype(jnp.float32)))
-  cosine = jnp.sum(_l2_normalize(p.astype(jnp.float32)) * target, axis=-1)
+  target = jax.lax.stop_gradient(l2_normalize(z.astype(jnp.float32)))
+  cosine = jnp.sum(l2_normalize(p.astype(jnp.float32)) * target, axis=-1)
   return jnp.mean(2.0 - 2.0 * cosine)
 
 
@@ -248,8 +249,8 @@ def simsiam_loss(p: jax.Array, z: jax.Array) -> jax.Array:
   """
   if p.shape != z.shape:
     raise ValueError(f"simsiam_loss: p {p.shape} and z {z.shape} must match.")
-  target = jax.lax.stop_gradient(_l2_normalize(z.astype(jnp.float32)))
-  return -jnp.mean(jnp.sum(_l2_normalize(p.astype(jnp.float32)) * target, axis=-1))
+  target = jax.lax.stop_gradient(l2_normalize(z.astype(jnp.float32)))
+  return -jnp.mean(jnp.sum(l2_normalize(p.astype(jnp.float32)) * target, axis=-1))
 
 
 def barlow_twins_loss(z1: jax.Array, z2: jax.Array, lambd: float,
@@ -444,7 +445,7 @@ def supcon_loss(z: jax.Array, labels: jax.Array, temperature: float) -> jax.Arra
                      f"and {labels.shape}.")
   _check_positive("supcon_loss: temperature", temperature)
   num_samples, rho, dim = z.shape
-  flat = _l2_normalize(z.astype(jnp.float32)).reshape(num_samples * rho, dim)
+  flat = l2_normalize(z.astype(jnp.float32)).reshape(num_samples * rho, dim)
   logits = jnp.matmul(flat, flat.T, precision=_HIGHEST) / temperature
   not_self = ~jnp.eye(num_samples * rho, dtype=bool)
   view_labels = jnp.repeat(labels, rho)

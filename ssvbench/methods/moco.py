@@ -3,10 +3,11 @@
 MoCo (He et al., 2020; Chen et al., 2020, 2021) matches queries from the online encoder
 with keys from a momentum (EMA) copy of it. v2 takes its negatives from a FIFO queue of
 past keys; v3 drops the queue for the other keys of the (large) batch and adds a
-predictor. BYOL reuses the EMA target and SwAV the queue, so that state lives here.
+predictor. BYOL reuses the EMA target and SwAV the queue, so that state lives in
+methods/common.py.
 
 How the state fits the one trainer:
-- The EMA target is a copy of (backbone, projector) whose weights are `EMATarget`
+- The EMA target is a copy of (backbone, projector) whose weights are `common.EMATarget`
   variables, not `nnx.Param`: the trainer's `nnx.split(model, nnx.Param, ...)` puts them
   in `rest`, so the optimiser never sees them and no gradient is taken with respect to
   them; `after_update` moves them towards the new online weights with one `jax.tree.map`.
@@ -23,130 +24,12 @@ With rho > 2 views per video every ordered pair of distinct views (a, b) is a
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from ssvbench.methods import base, losses, video_options
+from ssvbench.methods import common, losses, video_options
 from ssvbench.models import input_norm
-
-MOMENTUM_SCHEDULES = ("constant", "cosine")
-
-
-class EMATarget(nnx.Variable):
-  """A weight of a momentum (EMA) target network; in `rest`, never in the gradient."""
-
-
-class Queue(nnx.Variable):
-  """A FIFO of past embeddings along its queue axis, newest first."""
-
-
-class QueueFill(nnx.Variable):
-  """How many entries of a queue are real (SwAV uses its queue once it is full)."""
-
-
-def _is_variable(node) -> bool:
-  return isinstance(node, nnx.Variable)
-
-
-class TargetNetwork(nnx.Module):
-  """The momentum copy of (backbone, projector); evaluation never uses it."""
-
-  def __init__(self, backbone: nnx.Module, projector: nnx.Module):
-    self.backbone = backbone
-    self.projector = projector
-
-
-def momentum_target(backbone: nnx.Module, projector: nnx.Module) -> TargetNetwork:
-  """An independent copy of (backbone, projector) with every Param retyped as EMATarget.
-
-  Batch statistics stay BatchStat: the target runs in training mode (batch statistics
-  of the keys), as the reference implementations' key encoders do.
-  """
-  graphdef, state = nnx.split(TargetNetwork(backbone, projector))
-
-  def retype(variable):
-    value = jnp.copy(variable.get_value())
-    return EMATarget(value) if isinstance(variable, nnx.Param) else variable.replace(value)
-
-  return nnx.merge(graphdef, jax.tree.map(retype, state, is_leaf=_is_variable))
-
-
-def momentum_at(step, base_momentum: float, schedule: str, total_steps: int | None):
-  """EMA momentum after optimiser step `step` (0-based).
-
-  "constant" is MoCo v2's; "cosine" is BYOL's / MoCo v3's
-  1 - (1 - base) * (cos(pi * step / total) + 1) / 2, rising from base to 1.
-  """
-  if schedule == "constant":
-    return jnp.asarray(base_momentum, jnp.float32)
-  progress = jnp.minimum(jnp.asarray(step, jnp.float32) / float(total_steps), 1.0)
-  return 1.0 - (1.0 - base_momentum) * (jnp.cos(math.pi * progress) + 1.0) / 2.0
-
-
-def ema_update(rest: nnx.State, params: nnx.State, momentum, target: str = "target"):
-  """Moves every EMATarget under `rest[target]` towards the same-path online Param.
-
-  Args:
-    rest: the model's non-trainable state, holding the target network at `target`.
-    params: the updated trainable parameters; `params[name]` mirrors `rest[target][name]`.
-    momentum: m in target <- m * target + (1 - m) * online.
-    target: the attribute name of the TargetNetwork in the model.
-
-  Returns:
-    `rest` with the target weights replaced (its batch statistics are left alone).
-  """
-  weights = rest[target].filter(EMATarget)
-  missing = [name for name in weights if name not in params]
-  if missing:
-    raise ValueError(f"EMA target modules {missing} have no online counterpart in params "
-                     f"(top-level: {list(params)}).")
-  # Plain nested dicts of arrays on both sides: the Variable types (EMATarget vs Param)
-  # and container types differ, the paths and shapes do not.
-  online = {name: nnx.to_pure_dict(params[name]) for name in weights}
-  updated = jax.tree.map(
-      lambda t, o: (momentum * t + (1.0 - momentum) * o).astype(t.dtype),
-      nnx.to_pure_dict(weights), online)
-  nnx.replace_by_pure_dict(weights, updated)
-  return nnx.merge_state(rest, nnx.State({target: weights}))
-
-
-def enqueue(queue: jax.Array, items: jax.Array, axis: int = 0) -> jax.Array:
-  """FIFO update: `items` enter at the front, the oldest entries fall off the end."""
-  size = queue.shape[axis]
-  combined = jnp.concatenate([items.astype(queue.dtype), queue], axis=axis)
-  return jax.lax.slice_in_dim(combined, 0, size, axis=axis)
-
-
-class MomentumMethod(base.Method):
-  """A method with an EMA target network, updated after every optimiser step.
-
-  Config: momentum (base value), momentum_schedule ("constant" or "cosine"),
-  momentum_steps (the schedule's length; the recipes tie it to config.train.num_steps).
-  """
-
-  def __init__(self, config):
-    super().__init__(config)
-    schedule = config.get("momentum_schedule", "constant")
-    if schedule not in MOMENTUM_SCHEDULES:
-      raise ValueError(f"config.method.momentum_schedule={schedule!r}; valid: "
-                       f"{MOMENTUM_SCHEDULES}.")
-    if not 0.0 <= config.momentum <= 1.0:
-      raise ValueError(f"config.method.momentum must be in [0, 1], got {config.momentum}.")
-    if schedule == "cosine" and not config.get("momentum_steps", None):
-      raise ValueError("config.method.momentum_steps is required by the cosine momentum "
-                       "schedule (the recipes set it to follow config.train.num_steps).")
-    self.video = video_options.VideoOptions.from_config(config, self.num_views)
-
-  def momentum(self, step):
-    return momentum_at(step, self.config.momentum, self.config.get("momentum_schedule", "constant"),
-                       self.config.get("momentum_steps", None))
-
-  def after_update(self, params, rest, step):
-    return ema_update(rest, params, self.momentum(step))
-
 
 def moco_pair_loss(q, k, temperature, *, queue=None, in_batch_negatives=False,
                    intra_keys=None, debiased_tau_plus=None, hard_negative_beta=None):
@@ -164,18 +47,17 @@ def moco_pair_loss(q, k, temperature, *, queue=None, in_batch_negatives=False,
   if debiased_tau_plus is not None or hard_negative_beta is not None:
     raise ValueError("MoCo with intra-video negatives supports the plain InfoNCE only; "
                      "unset debiased_tau_plus / hard_negative_beta.")
-  normalize = lambda x: x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, -1, keepdims=True), 1e-24))
-  q = normalize(q.astype(jnp.float32))
-  k = jax.lax.stop_gradient(normalize(k.astype(jnp.float32)))
+  q = losses.l2_normalize(q.astype(jnp.float32))
+  k = jax.lax.stop_gradient(losses.l2_normalize(k.astype(jnp.float32)))
   highest = jax.lax.Precision.HIGHEST
   logits = [jnp.sum(q * k, axis=-1, keepdims=True)]
   if in_batch_negatives:
     others = jnp.matmul(q, k.T, precision=highest)
     logits.append(jnp.where(jnp.eye(q.shape[0], dtype=bool), -jnp.inf, others))
   if queue is not None:
-    queue = jax.lax.stop_gradient(normalize(queue.astype(jnp.float32)))
+    queue = jax.lax.stop_gradient(losses.l2_normalize(queue.astype(jnp.float32)))
     logits.append(jnp.matmul(q, queue.T, precision=highest))
-  intra = jax.lax.stop_gradient(normalize(intra_keys.astype(jnp.float32)))
+  intra = jax.lax.stop_gradient(losses.l2_normalize(intra_keys.astype(jnp.float32)))
   logits.append(jnp.einsum("nd,ned->ne", q, intra, precision=highest))
   logits = jnp.concatenate(logits, axis=1) / temperature
   return jnp.mean(jax.nn.logsumexp(logits, axis=1) - logits[:, 0])
@@ -189,17 +71,17 @@ class MoCoModel(nnx.Module):
     self.backbone = backbone
     self.projector = projector
     self.predictor = predictor
-    self.target = momentum_target(backbone, projector)
+    self.target = common.momentum_target(backbone, projector)
     if queue_size:
       # Random unit keys until real ones replace them, as in the reference.
       initial = jax.random.normal(rngs.params(), (queue_size, key_dim), jnp.float32)
-      self.queue = Queue(initial / jnp.linalg.norm(initial, axis=-1, keepdims=True))
+      self.queue = common.Queue(initial / jnp.linalg.norm(initial, axis=-1, keepdims=True))
     else:
       self.queue = None
 
 
 def _projection_head(config, in_dim, rngs, prefix="proj", output_norm=False):
-  head = base.ProjectionHead(in_dim, config.get(f"{prefix}_hidden_dim"),
+  head = common.ProjectionHead(in_dim, config.get(f"{prefix}_hidden_dim"),
                              config.get(f"{prefix}_dim"), config.get(f"{prefix}_depth"), rngs=rngs)
   if not output_norm:
     return head
@@ -208,14 +90,14 @@ def _projection_head(config, in_dim, rngs, prefix="proj", output_norm=False):
                                             use_scale=False, momentum=0.9, rngs=rngs))
 
 
-class _MoCo(MomentumMethod):
+class _MoCo(common.MomentumMethod):
   version = 0
 
   def __init__(self, config):
     super().__init__(config)
-    if self.version == 2 and not config.get("queue_size", 0):
+    if self.version == 2 and not self.setting("queue_size"):
       raise ValueError("config.method.queue_size must be > 0 for moco_v2 (its negatives).")
-    if self.version == 3 and config.get("queue_size", 0):
+    if self.version == 3 and self.setting("queue_size"):
       raise ValueError("config.method.queue_size must be 0 for moco_v3 (in-batch negatives).")
 
   def build_model(self, backbone, num_classes, rngs):
@@ -224,8 +106,8 @@ class _MoCo(MomentumMethod):
     projector = _projection_head(c, backbone.feature_dim, rngs, output_norm=self.version == 3)
     predictor = None
     if self.version == 3:
-      predictor = base.ProjectionHead(c.proj_dim, c.pred_hidden_dim, c.proj_dim, 2, rngs=rngs)
-    return MoCoModel(backbone, projector, predictor, c.get("queue_size", 0), c.proj_dim, rngs)
+      predictor = common.ProjectionHead(c.proj_dim, c.pred_hidden_dim, c.proj_dim, 2, rngs=rngs)
+    return MoCoModel(backbone, projector, predictor, self.setting("queue_size"), c.proj_dim, rngs)
 
   def loss(self, model, batch, rng):
     c = self.config
@@ -260,7 +142,7 @@ class _MoCo(MomentumMethod):
     if model.queue is not None:
       flat_keys = keys.reshape(batch_size * views, -1)
       flat_keys = flat_keys / jnp.linalg.norm(flat_keys, axis=-1, keepdims=True)
-      model.queue.set_value(enqueue(model.queue.get_value(), flat_keys))
+      model.queue.set_value(common.enqueue(model.queue.get_value(), flat_keys))
     unit_queries = queries / jnp.linalg.norm(queries, axis=-1, keepdims=True)
     unit_keys = keys / jnp.linalg.norm(keys, axis=-1, keepdims=True)
     metrics = {
@@ -271,7 +153,6 @@ class _MoCo(MomentumMethod):
     return loss, metrics
 
 
-@base.register
 class MoCoV2(_MoCo):
   """Config: temperature, queue_size, momentum (+schedule), proj_*, num_views, video,
   debiased_tau_plus, hard_negative_beta."""
@@ -280,7 +161,6 @@ class MoCoV2(_MoCo):
   version = 2
 
 
-@base.register
 class MoCoV3(_MoCo):
   """Config: temperature, momentum (+schedule), proj_*, pred_hidden_dim, num_views, video,
   debiased_tau_plus, hard_negative_beta."""

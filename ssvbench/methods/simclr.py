@@ -9,14 +9,11 @@ clips per video, every pair of clips of a video is a positive (the rho-SimCLR va
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
-from flax import nnx
 
-from ssvbench.methods import base, losses
+from ssvbench.methods import base, common, losses
 
 
-@base.register
 class SimCLR(base.Method):
   """Config: temperature, proj_hidden_dim, proj_dim, proj_depth, num_views (rho)."""
 
@@ -25,9 +22,9 @@ class SimCLR(base.Method):
   def build_model(self, backbone, num_classes, rngs):
     del num_classes
     c = self.config
-    return SSLModel(backbone, base.ProjectionHead(
-        backbone.feature_dim, c.get("proj_hidden_dim", 512), c.get("proj_dim", 128),
-        c.get("proj_depth", 2), rngs=rngs))
+    return common.JointEmbeddingModel(backbone, common.ProjectionHead(
+        backbone.feature_dim, self.setting("proj_hidden_dim"), self.setting("proj_dim"),
+        self.setting("proj_depth"), rngs=rngs))
 
   def loss(self, model, batch, rng):
     del rng
@@ -36,7 +33,7 @@ class SimCLR(base.Method):
     projections = model.projector(features.reshape(batch_size * views, dim))
     projections = projections.reshape(batch_size, views, -1)
     loss = losses.info_nce(
-        projections, self.config.get("temperature", 0.1),
+        projections, self.setting("temperature"),
         debiased_tau_plus=self.config.get("debiased_tau_plus", None),
         hard_negative_beta=self.config.get("hard_negative_beta", None))
     normalized = projections / jnp.linalg.norm(projections, axis=-1, keepdims=True)
@@ -48,11 +45,3 @@ class SimCLR(base.Method):
         "positive_cosine": jnp.mean(jnp.sum(normalized[:, 0] * normalized[:, 1], axis=-1)),
     }
     return loss, metrics
-
-
-class SSLModel(nnx.Module):
-  """A backbone with a projector; evaluation only ever uses `backbone`."""
-
-  def __init__(self, backbone: nnx.Module, projector: nnx.Module):
-    self.backbone = backbone
-    self.projector = projector

@@ -14,7 +14,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from flax import nnx
 
-from ssvbench.methods import base, losses, video_options
+from ssvbench.methods import base, common, losses, video_options
 from ssvbench.models import input_norm
 
 
@@ -25,7 +25,6 @@ class SimSiamModel(nnx.Module):
     self.predictor = predictor
 
 
-@base.register
 class SimSiam(base.Method):
   """Config: proj_hidden_dim, proj_dim, proj_depth, pred_hidden_dim, num_views, video."""
 
@@ -40,10 +39,10 @@ class SimSiam(base.Method):
     del num_classes
     c = self.config
     projector = nnx.Sequential(
-        base.ProjectionHead(backbone.feature_dim, c.proj_hidden_dim, c.proj_dim,
-                            c.get("proj_depth", 3), rngs=rngs),
+        common.ProjectionHead(backbone.feature_dim, c.proj_hidden_dim, c.proj_dim,
+                            self.setting("proj_depth"), rngs=rngs),
         nnx.BatchNorm(c.proj_dim, use_bias=False, use_scale=False, momentum=0.9, rngs=rngs))
-    predictor = base.ProjectionHead(c.proj_dim, c.pred_hidden_dim, c.proj_dim, 2, rngs=rngs)
+    predictor = common.ProjectionHead(c.proj_dim, c.pred_hidden_dim, c.proj_dim, 2, rngs=rngs)
     return SimSiamModel(backbone, projector, predictor)
 
   def loss(self, model, batch, rng):

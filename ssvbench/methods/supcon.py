@@ -8,11 +8,10 @@ missing labels. Positives and negatives come from the global batch.
 
 from __future__ import annotations
 
-from ssvbench.methods import barlow_twins, base, losses, video_options
+from ssvbench.methods import base, common, losses, video_options
 from ssvbench.models import input_norm
 
 
-@base.register
 class SupCon(base.Method):
   """Config: temperature, proj_hidden_dim, proj_dim, proj_depth, num_views, video."""
 
@@ -27,12 +26,12 @@ class SupCon(base.Method):
   def build_model(self, backbone, num_classes, rngs):
     del num_classes
     c = self.config
-    return barlow_twins.JointEmbeddingModel(backbone, base.ProjectionHead(
-        backbone.feature_dim, c.proj_hidden_dim, c.proj_dim, c.get("proj_depth", 2), rngs=rngs))
+    return common.JointEmbeddingModel(backbone, common.ProjectionHead(
+        backbone.feature_dim, c.proj_hidden_dim, c.proj_dim, self.setting("proj_depth"), rngs=rngs))
 
   def loss(self, model, batch, rng):
-    embeddings = barlow_twins.project_views(
+    embeddings = common.project_views(
         model, video_options.prepare(batch["clips"], rng, self.video,
                                   input_norm.of(model.backbone)))
     loss = losses.supcon_loss(embeddings, batch["label"], self.config.temperature)
-    return loss, {"loss": loss, "embedding_std": barlow_twins.unit_embedding_std(embeddings)}
+    return loss, {"loss": loss, "embedding_std": common.unit_embedding_std(embeddings)}

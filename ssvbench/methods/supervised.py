@@ -21,7 +21,6 @@ class ClassifierModel(nnx.Module):
     self.classifier = nnx.Linear(backbone.feature_dim, num_classes, rngs=rngs)
 
 
-@base.register
 class Supervised(base.Method):
   """Cross-entropy on every clip of the batch (views share their video's label)."""
 
@@ -42,7 +41,6 @@ class Supervised(base.Method):
     return loss, {"loss": loss, "train_accuracy": accuracy * 100.0}
 
 
-@base.register
 class RandomInit(base.Method):
   """No training: the lower bound."""
 

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from ssvbench.methods import base, losses, moco, video_options
+from ssvbench.methods import base, common, losses, video_options
 from ssvbench.models import input_norm
 
 
@@ -42,14 +42,13 @@ class SwAVModel(nnx.Module):
     self.prototypes = nnx.Linear(proj_dim, num_prototypes, use_bias=False, rngs=rngs)
     self.step_count = StepCount(jnp.zeros((), jnp.int32))
     if queue_size:
-      self.queue = moco.Queue(jnp.zeros((num_assign_views, queue_size, proj_dim), jnp.float32))
-      self.queue_fill = moco.QueueFill(jnp.zeros((), jnp.int32))
+      self.queue = common.Queue(jnp.zeros((num_assign_views, queue_size, proj_dim), jnp.float32))
+      self.queue_fill = common.QueueFill(jnp.zeros((), jnp.int32))
     else:
       self.queue = None
       self.queue_fill = None
 
 
-@base.register
 class SwAV(base.Method):
   """Config: num_prototypes, temperature, sinkhorn_epsilon, sinkhorn_iterations,
   freeze_prototypes_steps, queue_size, queue_start_step, num_assign_views, proj_*,
@@ -69,10 +68,10 @@ class SwAV(base.Method):
   def build_model(self, backbone, num_classes, rngs):
     del num_classes
     c = self.config
-    projector = base.ProjectionHead(backbone.feature_dim, c.proj_hidden_dim, c.proj_dim,
-                                    c.get("proj_depth", 2), rngs=rngs)
+    projector = common.ProjectionHead(backbone.feature_dim, c.proj_hidden_dim, c.proj_dim,
+                                    self.setting("proj_depth"), rngs=rngs)
     return SwAVModel(backbone, projector, c.num_prototypes, c.proj_dim,
-                     c.get("queue_size", 0), self.num_assign_views, rngs)
+                     self.setting("queue_size"), self.num_assign_views, rngs)
 
   def loss(self, model, batch, rng):
     c = self.config
@@ -86,7 +85,7 @@ class SwAV(base.Method):
     kernel = model.prototypes.kernel.get_value()
     prototypes = kernel / jnp.linalg.norm(kernel, axis=0, keepdims=True)
     step = model.step_count.get_value()
-    frozen = step < c.get("freeze_prototypes_steps", 0)
+    frozen = step < self.setting("freeze_prototypes_steps")
     prototypes = jnp.where(frozen, jax.lax.stop_gradient(prototypes), prototypes)
     scores = jnp.einsum("bvd,dk->vbk", embeddings, prototypes,
                         precision=jax.lax.Precision.HIGHEST)
@@ -103,8 +102,8 @@ class SwAV(base.Method):
       in_use = model.queue_fill.get_value() >= queue.shape[1]
       loss = jax.lax.cond(in_use, lambda: swav(queue_scores), lambda: swav(None))
       assign = jnp.swapaxes(embeddings[:, :self.num_assign_views], 0, 1)
-      model.queue.set_value(moco.enqueue(queue, jax.lax.stop_gradient(assign), axis=1))
-      started = step >= c.get("queue_start_step", 0)
+      model.queue.set_value(common.enqueue(queue, jax.lax.stop_gradient(assign), axis=1))
+      started = step >= self.setting("queue_start_step")
       filled = jnp.minimum(model.queue_fill.get_value() + batch_size, queue.shape[1])
       model.queue_fill.set_value(jnp.where(started, filled, 0).astype(jnp.int32))
       metrics["queue_in_use"] = in_use.astype(jnp.float32)

@@ -12,11 +12,10 @@ With rho views the loss is the mean over unordered pairs of distinct views.
 
 from __future__ import annotations
 
-from ssvbench.methods import barlow_twins, base, losses, video_options
+from ssvbench.methods import base, common, losses, video_options
 from ssvbench.models import input_norm
 
 
-@base.register
 class VICReg(base.Method):
   """Config: sim_coeff, std_coeff, cov_coeff, proj_hidden_dim, proj_dim, proj_depth,
   num_views, video."""
@@ -31,12 +30,12 @@ class VICReg(base.Method):
   def build_model(self, backbone, num_classes, rngs):
     del num_classes
     c = self.config
-    return barlow_twins.JointEmbeddingModel(backbone, base.ProjectionHead(
-        backbone.feature_dim, c.proj_hidden_dim, c.proj_dim, c.get("proj_depth", 3), rngs=rngs))
+    return common.JointEmbeddingModel(backbone, common.ProjectionHead(
+        backbone.feature_dim, c.proj_hidden_dim, c.proj_dim, self.setting("proj_depth"), rngs=rngs))
 
   def loss(self, model, batch, rng):
     c = self.config
-    embeddings = barlow_twins.project_views(
+    embeddings = common.project_views(
         model, video_options.prepare(batch["clips"], rng, self.video,
                                   input_norm.of(model.backbone)))
     views = embeddings.shape[1]
@@ -47,6 +46,6 @@ class VICReg(base.Method):
         terms[name] += value / len(pairs)
     loss = (c.sim_coeff * terms["invariance"] + c.std_coeff * terms["variance"]
             + c.cov_coeff * terms["covariance"])
-    metrics = {"loss": loss, "embedding_std": barlow_twins.unit_embedding_std(embeddings)}
+    metrics = {"loss": loss, "embedding_std": common.unit_embedding_std(embeddings)}
     metrics.update({f"vicreg_{name}": value for name, value in terms.items()})
     return loss, metrics

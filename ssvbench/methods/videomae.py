@@ -136,7 +136,6 @@ class MaskedVideoModel(nnx.Module):
     self.encoder_norm = encoder_norm
 
 
-@base.register
 class VideoMAE(base.Method):
   """Config: mask_ratio, decoder_width, decoder_depth, decoder_heads, normalize_targets,
   num_views (1; more views are more clips, each masked independently)."""
@@ -145,7 +144,7 @@ class VideoMAE(base.Method):
 
   @property
   def num_views(self) -> int:
-    return int(self.config.get("num_views", 1))
+    return int(self.setting("num_views"))
 
   def build_model(self, backbone, num_classes, rngs):
     del num_classes
@@ -155,7 +154,7 @@ class VideoMAE(base.Method):
     spec = backbone.spec
     width = int(self.config.get("decoder_width", None) or spec.width // 2)
     heads = int(self.config.get("decoder_heads", None) or max(1, width // 64))
-    decoder = Decoder(spec.width, width, int(self.config.get("decoder_depth", 4)), heads,
+    decoder = Decoder(spec.width, width, int(self.setting("decoder_depth")), heads,
                       int(np.prod(spec.tubelet)) * 3, dtype=backbone.dtype, rngs=rngs)
     encoder_norm = (None if spec.final_norm == "tokens" else
                     vit3d.LayerNorm(spec.width, spec.layer_norm_epsilon,
@@ -176,7 +175,7 @@ class VideoMAE(base.Method):
     encoder = model.backbone
     x = base.normalize_clips(clips, encoder.dtype, input_norm.of(encoder))
     grid = encoder.patch_embed.grid(x.shape[1:4])
-    visible, masked = tube_mask(rng, x.shape[0], grid, self.config.get("mask_ratio", 0.9))
+    visible, masked = tube_mask(rng, x.shape[0], grid, self.setting("mask_ratio"))
     encoded = encoder.encode(gather_tokens(encoder.embed(x), visible))
     norm = encoder.norm if model.encoder_norm is None else model.encoder_norm
     predictions = model.decoder(norm(encoded), visible, masked, int(np.prod(grid)))
@@ -188,7 +187,7 @@ class VideoMAE(base.Method):
     predictions, visible, masked = self.predict(model, clips, rng)
     targets = gather_tokens(
         patch_targets(clips, model.backbone.spec.tubelet,
-                      self.config.get("normalize_targets", True)), masked)
+                      self.setting("normalize_targets")), masked)
     loss = jnp.mean(jnp.square(predictions - targets))
     hidden_fraction = masked.shape[1] / (masked.shape[1] + visible.shape[1])
     return loss, {"loss": loss, "hidden_fraction": jnp.float32(hidden_fraction)}

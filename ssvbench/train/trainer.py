@@ -11,11 +11,10 @@ and ETA, and checkpoints the train state together with the data iterator so that
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import pathlib
 import time
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -26,7 +25,8 @@ from flax import nnx
 
 from ssvbench import config as config_lib
 from ssvbench.data import pipeline, store as store_lib
-from ssvbench.methods import base as methods_base
+from ssvbench.data import record_indices as record_indices_lib
+from ssvbench.methods import registry as methods_registry
 from ssvbench.models import registry as models
 from ssvbench.models import sharding_rules
 from ssvbench.train import checkpoint as checkpoint_lib
@@ -46,9 +46,12 @@ class TrainResult:
   last_metrics: dict[str, float]
 
 
-def build_model(config: ml_collections.ConfigDict, num_classes: int):
-  """Builds (method, model) from a pre-training config; deterministic in `config.seed`."""
-  method = methods_base.get_method(config.method)
+def build_model(config: ml_collections.ConfigDict, num_classes: int, method=None):
+  """Builds (method, model) from a pre-training config; deterministic in `config.seed`.
+
+  `method` is the run's method object when the caller has built it (once per run);
+  otherwise it is built from `config.method`."""
+  method = method if method is not None else methods_registry.get_method(config.method)
   # RBG keys: XLA's RngBitGenerator is one op, so initialising a network compiles ~4x
   # faster on CPU than with threefry (minutes -> under a minute for a 3D ResNet).
   rngs = nnx.Rngs(params=jax.random.key(config.seed, impl="rbg"),
@@ -171,7 +174,7 @@ def state_shardings(shapes: dict, mesh, rules: str | dict = "replicated") -> dic
 
 
 def create_train_state(config: ml_collections.ConfigDict, num_classes: int, optimizer, mesh, *,
-                       abstract_only: bool = False):
+                       abstract_only: bool = False, method=None):
   """Builds the model and its train state inside ONE jit.
 
   Initialising eagerly compiles every initialiser op separately (dozens of compiles that
@@ -185,14 +188,15 @@ def create_train_state(config: ml_collections.ConfigDict, num_classes: int, opti
     mesh: the state is placed replicated on this mesh.
     abstract_only: return ShapeDtypeStructs (with shardings) instead of arrays, e.g. as a
       restore target; nothing is computed.
+    method: the run's method object if already built (a run builds it once).
 
   Returns:
     (method, graphdef, state) with state = {params, rest, opt_state, step, rng}.
   """
-  method = methods_base.get_method(config.method)
+  method = method if method is not None else methods_registry.get_method(config.method)
 
   def make_model():
-    _, model = build_model(config, num_classes)
+    _, model = build_model(config, num_classes, method)
     model.train()
     return model
 
@@ -236,7 +240,7 @@ def run_store_dir(workdir, config: ml_collections.ConfigDict, store_dir=None) ->
   return str(store_dir or config.data.store_dir)
 
 
-def make_data_iterator(config, store, method):
+def make_data_iterator(config, store, method, workdir=None):
   dataset = pipeline.make_train_dataset(
       store.data_source(config.data.get("split", "train")),
       num_clips=method.num_views,
@@ -249,8 +253,9 @@ def make_data_iterator(config, store, method):
       process_count=jax.process_count(),
       augment=config.data.get("augment", None),
       worker_count=config.data.get("worker_count", 0),
-      # Fine-tuning trains on the split minus its carved validation part.
-      record_indices=config.data.get("record_indices", None),
+      # Fine-tuning trains on the split minus its carved validation part (a file in the
+      # workdir named by its hash, see ssvbench.data.record_indices).
+      record_indices=record_indices_lib.read(workdir, config.data.get("record_indices", None)),
   )
   return iter(dataset)
 
@@ -306,7 +311,8 @@ def _restore(checkpointer, state, data_iterator, workdir):
 
 def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
           resume: bool = False, progress: bool = True,
-          allow_changes: tuple[str, ...] = ()) -> TrainResult:
+          allow_changes: tuple[str, ...] = (),
+          init_state: Callable[[dict, Any, Any], dict] | None = None) -> TrainResult:
   """Pre-trains `config.method` on `config.data` and checkpoints into `workdir`.
 
   Args:
@@ -318,9 +324,13 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
     progress: show a progress bar (a plain log line per logging step off a terminal).
     allow_changes: dotted config keys (or prefixes) a resume may change; the changes are
       recorded in `config_changes.jsonl`.
+    init_state: `(state, optimizer, mesh) -> state`, called once on the fresh state when
+      there is no checkpoint to resume (e.g. `ssvbench.runs.initial_state_for(config)`
+      copies the backbone of the run `config.train.init_from` names). The trainer reads
+      no other run itself; a config with `train.init_from` and no callback is an error.
 
   Returns:
-    The final step and the last logged metrics.
+    A TrainResult: the workdir, the final step and the last logged metrics.
 
   Raises:
     preemption.Preempted: SIGTERM/SIGINT arrived; the step it arrived in was finished
@@ -330,7 +340,10 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
     ValueError, store.StoreError: bad config or data, before anything is written.
   """
   workdir = pathlib.Path(workdir)
-  method = methods_base.get_method(config.method)
+  if config.train.get("init_from", None) and init_state is None:
+    raise ValueError("config.train.init_from is set but no init_state callback was given; "
+                     "start the run through ssvbench.runs.initial_state_for(config).")
+  method = methods_registry.get_method(config.method)
   num_steps = int(config.train.num_steps) if method.trains else 0
   on_nonfinite = _check_train_config(config, num_steps) if method.trains else "stop"
   # Everything that can be checked is checked before the workdir exists, so a mistake
@@ -345,7 +358,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
   if resume and checkpoint_lib.has_checkpoints(workdir / CHECKPOINT_SUBDIR):
     changes = resume_lib.check_resume_config(workdir, config, allow_changes)
   optimizer = make_optimizer(config.optim, num_steps)
-  method, graphdef, state = create_train_state(config, store.num_classes, optimizer, mesh)
+  method, graphdef, state = create_train_state(config, store.num_classes, optimizer, mesh,
+                                               method=method)
   # Off unless config.train.eval_every > 0: reads the state, never changes training. Built
   # (and its settings checked) before anything is written; it writes nothing until run.
   monitor = online_eval.from_config(config, store, graphdef, mesh, workdir) if num_steps else None
@@ -355,7 +369,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
                                              max_to_keep=config.train.get("keep_checkpoints", 2),
                                              remove_stale=True)
   try:
-    data_iterator = make_data_iterator(config, store, method) if num_steps else None
+    data_iterator = make_data_iterator(config, store, method, workdir) if num_steps else None
     start_step = 0
     if checkpointer.latest_step() is not None:
       if not resume:
@@ -367,8 +381,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
     else:
       if resume:
         logging.info("no checkpoint in %s yet, starting from scratch.", workdir)
-      if config.train.get("init_from", None):
-        state = init_backbone_from(state, config.train.init_from, optimizer, mesh)
+      if init_state is not None:
+        state = init_state(state, optimizer, mesh)
     if jax.process_index() == 0:
       resume_lib.record_changes(workdir, start_step, changes)
       (workdir / "config.json").write_text(config_lib.to_json(config))
@@ -457,85 +471,3 @@ def _steps(guard, config, workdir, monitor, method, graphdef, optimizer, mesh, s
     if monitor is not None:
       monitor.close()
   return last_metrics
-
-
-def load_trained_model(workdir: str | pathlib.Path, step: int | None = None):
-  """Rebuilds a run's model from its config.json and restores its checkpoint.
-
-  Returns:
-    (config, model) with the model in eval mode.
-  """
-  workdir = pathlib.Path(workdir)
-  config_file = workdir / "config.json"
-  if not config_file.is_file():
-    raise FileNotFoundError(f"{workdir} is not a pre-training workdir (no config.json); "
-                            "run `ssvbench pretrain` first.")
-  config = ml_collections.ConfigDict(json.loads(config_file.read_text()))
-  method = methods_base.get_method(config.method)
-  # The class count comes from the recorded store; a run that records none (a checkpoint
-  # imported without --store) is a backbone without a classifier.
-  num_classes = open_store(config).num_classes if config.data.store_dir else 0
-  optimizer = make_optimizer(config.optim, int(config.train.num_steps) if method.trains else 0)
-  # The checkpoint is restored onto this process's devices, whatever mesh trained it.
-  mesh = sharding.make_mesh()
-  _, graphdef, abstract = create_train_state(config, num_classes, optimizer, mesh,
-                                             abstract_only=True)
-  restored_step, state = checkpoint_lib.restore_state_only(workdir / CHECKPOINT_SUBDIR,
-                                                           abstract, step)
-  model = nnx.merge(graphdef, state["params"], state["rest"])
-  model.eval()
-  return config, model, restored_step
-
-
-# ----------------------------------------------------------------- init_from (fine-tuning)
-
-
-def init_backbone_from(state: dict, pretrain_workdir: str | pathlib.Path, optimizer, mesh) -> dict:
-  """Copies a pre-training run's backbone (parameters and batch statistics) into `state`.
-
-  Fine-tuning starts from the pre-trained backbone and a fresh head. Only the backbone
-  is copied (a pre-training head has nothing to do with the new labels), and the
-  optimiser state is re-initialised for the new parameters.
-
-  Args:
-    state: a fresh train state from `create_train_state` whose model has `.backbone`.
-    pretrain_workdir: a `ssvbench pretrain` workdir (its latest checkpoint is used).
-    optimizer: the optax transformation of this run.
-    mesh: the state's mesh (the copied arrays take the layout of what they replace).
-
-  Returns:
-    The new state.
-  """
-  _, pretrained, step = load_trained_model(pretrain_workdir)
-  _, params, rest = split_model(pretrained.backbone)
-  state = dict(state)
-  for name, copied in (("params", params), ("rest", rest)):
-    tree = state[name]
-    if "backbone" not in tree:
-      if not jax.tree.leaves(copied):
-        continue  # A backbone without batch statistics has an empty `rest`.
-      raise ValueError(f"config.train.init_from: this run's model has no backbone {name}.")
-    shapes = lambda t: {jax.tree_util.keystr(p): (x.shape, x.dtype)
-                        for p, x in jax.tree_util.tree_leaves_with_path(t)}
-    ours, theirs = shapes(tree["backbone"]), shapes(copied)
-    if ours != theirs:
-      differ = sorted(set(ours.items()) ^ set(theirs.items()), key=str)[:3]
-      raise ValueError(f"config.train.init_from={pretrain_workdir}: its backbone {name} do not "
-                       f"match this run's model (first differences: {differ}); fine-tune the "
-                       "backbone architecture that was pre-trained.")
-    tree["backbone"] = jax.device_put(copied, shardings_of(tree["backbone"]))
-  state["opt_state"] = jax.jit(optimizer.init, out_shardings=shardings_of(state["opt_state"]))(
-      state["params"])
-  logging.info("initialised the backbone from %s (step %d)", pretrain_workdir, step)
-  return state
-
-
-def params_fingerprint(model: nnx.Module) -> str:
-  """A hash of a model's weights: the identity of a checkpoint for feature caches."""
-  import hashlib
-  digest = hashlib.sha256()
-  for path, leaf in sorted(jax.tree_util.tree_leaves_with_path(nnx.state(model)),
-                           key=lambda kv: jax.tree_util.keystr(kv[0])):
-    digest.update(jax.tree_util.keystr(path).encode())
-    digest.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
-  return digest.hexdigest()[:16]

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ssvbench import runs
 from ssvbench.models import import_torch, vit3d
 
 from .conftest import randomize_batch_norms, torch_state_dict
@@ -411,7 +412,7 @@ def test_imported_coclr_s3d_on_raw_clips_matches_coclr_preprocessing(tmp_path, c
   with torch.no_grad():
     x = torch.from_numpy(raw).permute(0, 4, 1, 2, 3).float() / 255.0  # [B, C, T, H, W]
     expected = model((x - mean) / std).numpy()
-  _, restored, _ = trainer.load_trained_model(out)
+  _, restored, _ = runs.load_trained_model(out)
   graphdef, params = nnx.split(restored.backbone)
   got = np.asarray(jax.jit(lambda s, c: methods_base.encode_views(nnx.merge(graphdef, s), c))(
       params, raw[:, None]))[:, 0]

@@ -16,6 +16,7 @@ import torch
 import torchvision
 from flax import nnx
 
+from ssvbench import runs
 from ssvbench import cli
 from ssvbench.train import trainer
 
@@ -64,7 +65,7 @@ def test_import_checkpoint_cli_then_evaluate(tiny_store, tmp_path, capsys):
                    "--out", str(out), "--store", str(tiny_store)]) == 0
   summary = json.loads(capsys.readouterr().out)
   assert "fc.weight" in summary["ignored_keys"]
-  _, restored, step = trainer.load_trained_model(out)
+  _, restored, step = runs.load_trained_model(out)
   assert step == 0
   graphdef, state = nnx.split(restored.backbone)
   clips = _clips(5)
@@ -102,7 +103,7 @@ def test_imported_r3d_18_on_raw_clips_matches_torchvision_preprocessing(tmp_path
     x = torch.from_numpy(raw).permute(0, 1, 4, 2, 3).float() / 255.0  # [B, T, C, H, W]
     x = torchvision.transforms.functional.normalize(x, preprocess.mean, preprocess.std)
     expected = model(x.permute(0, 2, 1, 3, 4).contiguous()).numpy()
-  _, restored, _ = trainer.load_trained_model(out)
+  _, restored, _ = runs.load_trained_model(out)
   graphdef, state = nnx.split(restored.backbone)
   encode = jax.jit(lambda s, c: methods_base.encode_views(nnx.merge(graphdef, s), c))
   got = np.asarray(encode(state, raw[:, None]))[:, 0]

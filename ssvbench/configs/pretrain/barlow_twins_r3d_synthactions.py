@@ -1,7 +1,7 @@
 """Barlow Twins (cross-correlation to the identity over the global batch) on SynthActions.
 
 512-d 3-layer projector, lambda 0.005 (about 1/D, as the paper's 0.0051 for D = 8192).
-Same backbone (r3d_cpu), clips (2 x 8 frames at stride 2, 32x32), batch 32, 300 steps and
+Same backbone (r3d_cpu), clips (2 x 8 frames at stride 2, 16x16), batch 32, 300 steps and
 AdamW schedule as every SynthActions recipe, so the methods compare under one budget.
 Video options (rho views, Background Erasing, intra-video negatives, frame differences) are
 set under config.method.video, e.g. `--config.method.num_views=3`.

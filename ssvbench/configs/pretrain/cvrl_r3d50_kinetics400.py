@@ -1,6 +1,6 @@
 """CVRL, R3D-50 on Kinetics-400 (Qian et al., CVPR 2021): the published recipe.
 
-Should reproduce (CVRL paper, via PROTOCOLS.md): Kinetics-400 linear 63.8 top-1 after 200
+Should reproduce (CVRL paper, Table 1): Kinetics-400 linear 63.8 top-1 after 200
 epochs of Kinetics-400 pre-training (66.1 after 800: `--config.train.num_steps` x 4). The
 paper's probe: avg-pool, L2-normalise, one linear layer, 10 x 3 test views of 32-frame clips;
 ssvbench's `kinetics400` protocol v1.0 fixes its own views and probe, so compare runs under

@@ -1,7 +1,7 @@
 """MoCo v2 (EMA key encoder, queue of past keys) with the CPU 3D ResNet on SynthActions.
 
 Queue of 256 keys (64 per step: 32 videos x 2 clips), momentum 0.99 (constant), T = 0.2.
-Same backbone (r3d_cpu), clips (2 x 8 frames at stride 2, 32x32), batch 32, 300 steps and
+Same backbone (r3d_cpu), clips (2 x 8 frames at stride 2, 16x16), batch 32, 300 steps and
 AdamW schedule as every SynthActions recipe, so the methods compare under one budget.
 Video options (rho views, Background Erasing, intra-video negatives, frame differences) are
 set under config.method.video, e.g. `--config.method.num_views=3`.

@@ -1,7 +1,7 @@
 """MoCo v3 (EMA key encoder, in-batch negatives, predictor, 2*tau scaling) on SynthActions.
 
 Momentum 0.99 rising to 1 on a cosine over the run, T = 0.2, 3-layer projector with BN.
-Same backbone (r3d_cpu), clips (2 x 8 frames at stride 2, 32x32), batch 32, 300 steps and
+Same backbone (r3d_cpu), clips (2 x 8 frames at stride 2, 16x16), batch 32, 300 steps and
 AdamW schedule as every SynthActions recipe, so the methods compare under one budget.
 Video options (rho views, Background Erasing, intra-video negatives, frame differences) are
 set under config.method.video, e.g. `--config.method.num_views=3`.

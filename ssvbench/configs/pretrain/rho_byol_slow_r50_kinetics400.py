@@ -2,7 +2,7 @@
 
 Should reproduce (SlowFast projects/contrastive_ssl README, 200 epochs): Kinetics-400 linear
 67.4 top-1 with rho = 2, 70.1 with rho = 4 (variant `rho4`; the 71.1 listed for rho = 4 in
-PROTOCOLS.md is the 16x4 model); UCF101 split-1 fine-tune 94.0 (rho = 2). Those numbers use
+that README is the 16x4 model); UCF101 split-1 fine-tune 94.0 (rho = 2). Those numbers use
 SlowFast's own linear protocol (see rho_moco_slow_r50_kinetics400.py); compare runs under one
 protocol.
 

@@ -32,7 +32,7 @@ import ml_collections
 from ssvbench import recipes
 
 VARIANTS = ("rho4", "runlocal")
-TRAIN_CLIPS = 240_258  # Kinetics-400 train clips of the common mirror (PROTOCOLS.md).
+TRAIN_CLIPS = 240_258  # Kinetics-400 train clips of the common mirror.
 BATCH, EPOCHS, WARMUP_EPOCHS = 64, 200, 35
 
 

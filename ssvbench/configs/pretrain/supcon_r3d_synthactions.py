@@ -1,7 +1,7 @@
 """Supervised contrastive (SupCon) upper bound, same backbone and budget, on SynthActions.
 
 Uses the training labels (positives: all clips of the same class), T = 0.1.
-Same backbone (r3d_cpu), clips (2 x 8 frames at stride 2, 32x32), batch 32, 300 steps and
+Same backbone (r3d_cpu), clips (2 x 8 frames at stride 2, 16x16), batch 32, 300 steps and
 AdamW schedule as every SynthActions recipe, so the methods compare under one budget.
 Video options (rho views, Background Erasing, intra-video negatives, frame differences) are
 set under config.method.video, e.g. `--config.method.num_views=3`.

@@ -2,7 +2,7 @@
 
 32 prototypes, epsilon 0.05, 3 Sinkhorn iterations, prototypes frozen for the first epoch
 (13 steps); no queue (set config.method.queue_size to add one).
-Same backbone (r3d_cpu), clips (2 x 8 frames at stride 2, 32x32), batch 32, 300 steps and
+Same backbone (r3d_cpu), clips (2 x 8 frames at stride 2, 16x16), batch 32, 300 steps and
 AdamW schedule as every SynthActions recipe, so the methods compare under one budget.
 Video options (rho views, Background Erasing, intra-video negatives, frame differences) are
 set under config.method.video, e.g. `--config.method.num_views=3`.

@@ -70,7 +70,7 @@ def get_config(arg=None):
 
   # Full fine-tuning (ssvbench finetune --workdir RUN --protocol hmdb51). The UCF101
   # recipe (SlowFast ships no HMDB51 one), i.e. the rho-methods UCF101 fine-tune in SlowFast (configs/contrastive_ssl/
-  # finetune_ucf_Slow_R50_syn8.yaml, the source of PROTOCOLS.md's fine-tune numbers): SGD,
+  # finetune_ucf_Slow_R50_syn8.yaml, the source of the rho-methods' published fine-tune numbers): SGD,
   # momentum 0.9, lr 0.01 at batch 64, cosine, no warm-up, no weight decay, 200 epochs,
   # crop + flip + colour jitter (0.4/0.4/0.4/0.1) + grayscale 0.2. Differences: SlowFast
   # adds dropout 0.8 before the head (ssvbench's head has none) and scores every 20

@@ -84,6 +84,7 @@ def test_reference_input_shapes(name, clip, dim):
   assert out.shape == (2, dim) and out.dtype == jnp.float32
 
 
+@pytest.mark.slow
 def test_cpu_variants_run_on_quickstart_clips():
   # Initialised inside one jit (eager init compiles every initialiser separately).
   graphdef, _ = nnx.split(nnx.eval_shape(lambda: build_backbone("slow_tiny",

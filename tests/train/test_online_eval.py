@@ -16,6 +16,7 @@ def _lines(workdir):
   return [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_monitor_runs_on_validation_at_the_interval(tiny_store, tmp_path, monkeypatch):
   requested, scored = [], []
   for name in ("videos", "data_source"):

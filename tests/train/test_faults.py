@@ -20,11 +20,12 @@ import pytest
 from flax import nnx
 
 from conftest import tiny_pretrain_config
+from ssvbench import runs
 from ssvbench import cli
 from ssvbench.train import checkpoint as checkpoint_lib
 from ssvbench.train import trainer
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
+REPO = pathlib.Path(__file__).resolve().parents[2]
 STEPS = 6
 
 
@@ -39,7 +40,7 @@ def _records(workdir):
 
 
 def _weights(workdir):
-  _, model, step = trainer.load_trained_model(workdir)
+  _, model, step = runs.load_trained_model(workdir)
   return step, [np.asarray(x) for x in jax.tree.leaves(nnx.state(model))]
 
 
@@ -102,6 +103,7 @@ def sigterm_run(tiny_store, tmp_path_factory):
   return workdir, proc.returncode, err
 
 
+@pytest.mark.slow
 def test_sigterm_finishes_the_step_and_checkpoints(sigterm_run):
   workdir, returncode, err = sigterm_run
   assert returncode == 143, err[-3000:]
@@ -113,6 +115,7 @@ def test_sigterm_finishes_the_step_and_checkpoints(sigterm_run):
   assert [r["step"] for r in _records(workdir)] == list(range(1, steps[0] + 1))
 
 
+@pytest.mark.slow
 def test_resume_after_sigterm_is_bit_identical(sigterm_run, straight, tiny_store):
   workdir, returncode, _ = sigterm_run
   assert returncode == 143
@@ -127,6 +130,7 @@ def test_resume_after_sigterm_is_bit_identical(sigterm_run, straight, tiny_store
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_sigint_checkpoints_and_second_signal_exits_at_once(tiny_store, tmp_path):
   workdir = tmp_path / "sigint"
   proc = _start_pretrain(tiny_store, workdir)
@@ -158,6 +162,7 @@ def _finite(workdir):
   return all(np.isfinite(w).all() for w in weights if np.issubdtype(w.dtype, np.inexact))
 
 
+@pytest.mark.slow
 def test_divergence_stops_with_one_line_and_keeps_the_last_finite_checkpoint(
     tiny_store, tmp_path, capsys, monkeypatch):
   workdir = tmp_path / "diverged"
@@ -177,6 +182,7 @@ def test_divergence_stops_with_one_line_and_keeps_the_last_finite_checkpoint(
   assert _finite(workdir)
 
 
+@pytest.mark.slow
 def test_divergence_skip_mode_skips_and_counts(tiny_store, tmp_path):
   config = _config(tiny_store, checkpoint_every=2, on_nonfinite="skip")
   config.optim.lr = 1e30
@@ -203,6 +209,7 @@ def crashed_run(tiny_store, tmp_path_factory):
   return workdir, config
 
 
+@pytest.mark.slow
 def test_resume_after_a_crash_repeats_no_step_and_removes_stale_saves(crashed_run):
   from tensorboard.backend.event_processing import event_accumulator
   workdir, config = crashed_run
@@ -215,6 +222,7 @@ def test_resume_after_a_crash_repeats_no_step_and_removes_stale_saves(crashed_ru
   assert [e.step for e in events.Scalars("loss")] == [1, 2, 3, 4]
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_repeats_no_step_and_is_bit_identical(tiny_store, straight,
                                                                  tmp_path):
   workdir = tmp_path / "killed"
@@ -234,6 +242,7 @@ def test_kill_9_then_resume_repeats_no_step_and_is_bit_identical(tiny_store, str
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_resume_with_a_changed_config_is_refused_or_recorded(crashed_run):
   workdir, config = crashed_run
   changed = _config(pathlib.Path(config.data.store_dir), num_steps=6, checkpoint_every=2,
@@ -255,6 +264,7 @@ def test_resume_with_a_changed_config_is_refused_or_recorded(crashed_run):
   assert json.loads((workdir / "config.json").read_text())["train"]["log_every"] == 2
 
 
+@pytest.mark.slow
 def test_resume_with_another_architecture_is_one_line(crashed_run, capsys, monkeypatch):
   workdir, config = crashed_run
   store = config.data.store_dir
@@ -401,24 +411,6 @@ def test_out_is_never_overwritten_unless_asked(train_npz, tmp_path, capsys, monk
   assert not list(tmp_path.glob("concurrent.json.*"))
 
 
-# ------------------------------------------------------------------------- results.jsonl
-
-
-def test_leaderboard_skips_a_torn_last_line(tmp_path, capsys, monkeypatch, caplog):
-  from ssvbench.results import records
-  import test_results
-  path = tmp_path / "results.jsonl"
-  records.append_record(path, test_results._record(run_name="a"))
-  records.append_record(path, test_results._record(run_name="b"))
-  whole = path.read_bytes()
-  path.write_bytes(whole[:len(whole) - len(whole.splitlines()[-1]) // 2 - 1])  # Torn "b".
-  code, err = _cli(["leaderboard", "--results", str(path)], capsys, monkeypatch)
-  out = capsys.readouterr().out
-  assert code == 0, err
-  assert f"{path}:2: skipping a truncated record" in caplog.text
-  assert [r["run_name"] for r in records.load_records(path)] == ["a"]
-
-
 # ------------------------------------------------------------------------- prepare
 
 
@@ -469,6 +461,7 @@ def small_disk(tmp_path):
   subprocess.run(["umount", str(mount_point)], check=False)
 
 
+@pytest.mark.slow
 def test_disk_full_during_a_checkpoint_is_one_line(small_disk, tiny_store, capsys, monkeypatch):
   original_save = checkpoint_lib.Checkpointer.save
 

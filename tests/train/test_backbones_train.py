@@ -17,6 +17,7 @@ import pytest
 from jax.sharding import PartitionSpec
 
 from conftest import tiny_pretrain_config
+from ssvbench import runs
 from ssvbench.train import sharding, trainer
 
 SMALL = dict(widths=(4, 8, 16, 32), blocks=(1, 1, 1, 1))
@@ -65,6 +66,7 @@ def _train_losses(config, steps=2):
   return losses
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone", sorted(BACKBONES))
 def test_cvrl_trains_every_backbone_on_1_and_8_devices(tiny_store, backbone):
   losses = {devices: _train_losses(_config(tiny_store, backbone, BACKBONES[backbone],
@@ -74,6 +76,7 @@ def test_cvrl_trains_every_backbone_on_1_and_8_devices(tiny_store, backbone):
   np.testing.assert_allclose(losses[8], losses[1], rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_fsdp_training_matches_data_parallel_and_checkpoints(tiny_store, tmp_path):
   """ViT (the family FSDP is for) trained with its weights split over 'model' devices."""
   data_parallel = _config(tiny_store, "vit3d_tiny", BACKBONES["vit3d_tiny"], data=8)
@@ -84,9 +87,10 @@ def test_fsdp_training_matches_data_parallel_and_checkpoints(tiny_store, tmp_pat
   np.testing.assert_allclose(_losses(tmp_path / "fsdp"), _train_losses(data_parallel),
                              rtol=1e-4)
   # The checkpoint, written sharded, restores (replicated) for evaluation.
-  assert trainer.load_trained_model(tmp_path / "fsdp")[2] == 2
+  assert runs.load_trained_model(tmp_path / "fsdp")[2] == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone", ["r3d_tiny", "vit3d_tiny"])
 def test_fsdp_shards_parameters_and_optimizer_state(tiny_store, backbone):
   config = _config(tiny_store, backbone, BACKBONES.get(backbone, {}), data=4, model=2)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from ssvbench import runs
 from ssvbench.data import pipeline, store as store_lib, transforms
 from ssvbench.evaluators import extract
 from ssvbench.models import registry
@@ -101,7 +102,7 @@ def test_every_video_once_in_store_order(backbone, store):
 
 def test_cache_serves_identical_features_keyed_by_weights(backbone, store, tmp_path,
                                                           monkeypatch):
-  weights = trainer.params_fingerprint(backbone)
+  weights = runs.params_fingerprint(backbone)
   first = _extract(backbone, store, 8, cache_dir=tmp_path, weights_fingerprint=weights)
   (cached_file,) = tmp_path.glob("*.npz")
   assert cached_file.stem == extract.cache_key(weights, store.manifest_hash, "test", VIEWS)
@@ -116,7 +117,7 @@ def test_cache_serves_identical_features_keyed_by_weights(backbone, store, tmp_p
   monkeypatch.undo()
 
   other = random_backbone(1)
-  other_weights = trainer.params_fingerprint(other)
+  other_weights = runs.params_fingerprint(other)
   assert other_weights != weights
   fresh = _extract(other, store, 8, cache_dir=tmp_path, weights_fingerprint=other_weights)
   assert len(list(tmp_path.glob("*.npz"))) == 2
@@ -135,7 +136,7 @@ def test_cache_serves_identical_features_keyed_by_weights(backbone, store, tmp_p
 @pytest.mark.parametrize("damage", ["zero_bytes", "truncated", "wrong_size"])
 def test_corrupt_cache_entry_is_recomputed_with_a_warning(damage, backbone, store, tmp_path,
                                                          caplog):
-  weights = trainer.params_fingerprint(backbone)
+  weights = runs.params_fingerprint(backbone)
   first = _extract(backbone, store, 8, cache_dir=tmp_path, weights_fingerprint=weights)
   (cached_file,) = tmp_path.glob("*.npz")
   data = cached_file.read_bytes()

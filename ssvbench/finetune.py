@@ -10,7 +10,8 @@ of a curve evaluated on the test list. Here:
 - Training is the one trainer: a `supervised` run (cross-entropy, new linear head)
   whose backbone is copied from the pre-training run (`config.train.init_from`), on the
   training split MINUS a validation part carved by leakage group
-  (`config.data.record_indices`), so no source video spans the two parts.
+  (`config.data.record_indices`: a file named by its hash), so no source video spans the
+  two parts.
 - Every saved checkpoint is scored on the carved validation part only; the best one is
   chosen (highest top-1, then lowest loss, then the earliest step).
 - The chosen checkpoint alone is scored on test, once, with the protocol's views: a
@@ -19,11 +20,9 @@ of a curve evaluated on the test list. Here:
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import logging
-import math
 import pathlib
 import time
 from typing import Any, Mapping
@@ -32,109 +31,22 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import tqdm
 from flax import nnx
 
 from ssvbench import config as config_lib
-from ssvbench.data import pipeline, store as store_lib, transforms
+from ssvbench import runs
+from ssvbench.data import pipeline, store as store_lib
+from ssvbench.data import record_indices as record_indices_lib
 from ssvbench.data import validation as validation_lib
 from ssvbench.evaluators import extract, knn
 from ssvbench.evaluators import protocol as protocol_lib
 from ssvbench.methods import base as methods_base
 from ssvbench.results import predictions as predictions_lib
 from ssvbench.results import records, stats
-from ssvbench.train import checkpoint as checkpoint_lib
 from ssvbench.train import sharding, trainer
 
 RESULT_FILE = "finetune.json"
 TRAIN_SUBDIR = "train"
-# Recipe keys: required ones, then optional ones with their defaults.
-REQUIRED_KEYS = ("epochs", "batch_size", "optimizer", "augment", "checkpoint_every_epochs",
-                 "selection")
-OPTIONAL_DEFAULTS = {"seed": 0, "val_views": {}}
-OPTIMIZER_REQUIRED = ("name", "lr")
-OPTIMIZER_DEFAULTS = {"momentum": 0.9, "weight_decay": 0.0, "warmup_epochs": 0.0,
-                      "final_lr_fraction": 0.0}
-OPTIMIZERS = ("sgd", "adamw", "lars")
-# Validation may use fewer views than test (it is scored once per checkpoint).
-VAL_VIEW_KEYS = ("num_temporal_views", "num_spatial_crops")
-
-
-def resolve_recipe(spec: ml_collections.ConfigDict | Mapping[str, Any]) -> dict[str, Any]:
-  """The protocol's fine-tuning recipe, checked and completed with its defaults.
-
-  Args:
-    spec: a protocol spec with a `finetune` block.
-
-  Returns:
-    The recipe as plain data (what `finetune_run` will use).
-
-  Raises:
-    ProtocolError: no `finetune` block, a missing or unknown key, or a bad value; the
-      message names `protocol <name>: finetune.<key>`.
-  """
-  spec = spec.to_dict() if isinstance(spec, ml_collections.ConfigDict) else dict(spec)
-  where = f"protocol {spec.get('name', '<protocol>')}: finetune"
-  if not spec.get("finetune"):
-    raise protocol_lib.ProtocolError(f"{where} is missing; this protocol has no fine-tuning "
-                                     "recipe (add a `finetune` block to its config).")
-  recipe = json.loads(json.dumps(dict(spec["finetune"])))
-  unknown = sorted(set(recipe) - set(REQUIRED_KEYS) - set(OPTIONAL_DEFAULTS))
-  missing = [k for k in REQUIRED_KEYS if k not in recipe]
-  if unknown or missing:
-    raise protocol_lib.ProtocolError(
-        f"{where}: unknown key(s) {unknown}, missing key(s) {missing}; required "
-        f"{list(REQUIRED_KEYS)}, optional {sorted(OPTIONAL_DEFAULTS)}.")
-  recipe = {**OPTIONAL_DEFAULTS, **recipe}
-
-  def check(ok: bool, key: str, expected: str):
-    if not ok:
-      raise protocol_lib.ProtocolError(f"{where}.{key}={_lookup(recipe, key)!r}: expected "
-                                       f"{expected}.")
-
-  check(recipe["selection"] == "validation", "selection", "'validation' (never test)")
-  check(_is_number(recipe["epochs"]) and recipe["epochs"] > 0, "epochs", "a positive number")
-  check(isinstance(recipe["batch_size"], int) and recipe["batch_size"] > 0, "batch_size",
-        "a positive integer")
-  check(_is_number(recipe["checkpoint_every_epochs"]) and recipe["checkpoint_every_epochs"] > 0,
-        "checkpoint_every_epochs", "a positive number")
-  check(isinstance(recipe["seed"], int), "seed", "an integer")
-  optimizer = recipe["optimizer"]
-  check(isinstance(optimizer, dict), "optimizer", f"a dict with {list(OPTIMIZER_REQUIRED)}")
-  unknown = sorted(set(optimizer) - set(OPTIMIZER_REQUIRED) - set(OPTIMIZER_DEFAULTS))
-  check(not unknown and all(k in optimizer for k in OPTIMIZER_REQUIRED), "optimizer",
-        f"keys {list(OPTIMIZER_REQUIRED)} and optionally {sorted(OPTIMIZER_DEFAULTS)}")
-  recipe["optimizer"] = optimizer = {**OPTIMIZER_DEFAULTS, **optimizer}
-  check(optimizer["name"] in OPTIMIZERS, "optimizer.name", f"one of {OPTIMIZERS}")
-  for key in ("lr", "momentum", "weight_decay", "warmup_epochs", "final_lr_fraction"):
-    check(_is_number(optimizer[key]) and optimizer[key] >= 0, f"optimizer.{key}",
-          "a number >= 0")
-  check(optimizer["lr"] > 0, "optimizer.lr", "a positive number")
-  check(optimizer["warmup_epochs"] < recipe["epochs"], "optimizer.warmup_epochs",
-        "fewer than `epochs`")
-  try:  # Completed too, so a changed augmentation default changes the fingerprint.
-    augment = transforms.AugmentConfig.from_spec(recipe["augment"])
-  except (TypeError, ValueError) as error:
-    raise protocol_lib.ProtocolError(f"{where}.augment: {error}") from None
-  recipe["augment"] = json.loads(json.dumps(dataclasses.asdict(augment)))
-  val_views = recipe["val_views"]
-  check(isinstance(val_views, dict) and set(val_views) <= set(VAL_VIEW_KEYS)
-        and all(isinstance(v, int) and v >= 1 for v in val_views.values()), "val_views",
-        f"a dict of positive integers with keys among {list(VAL_VIEW_KEYS)}")
-  return recipe
-
-
-def _is_number(value: Any) -> bool:
-  return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _lookup(recipe: Mapping[str, Any], dotted: str) -> Any:
-  value: Any = recipe
-  for part in dotted.split("."):
-    value = value.get(part) if isinstance(value, Mapping) else None
-  return value
-
-
 def carve_fit_and_validation(store: store_lib.PreparedStore, split: str,
                              validation: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
   """Record indices of the fitting and validation parts of a training split, by group.
@@ -181,7 +93,7 @@ def finetune_config(pretrain_config: ml_collections.ConfigDict, pretrain_workdir
   config.seed = int(recipe["seed"])
   config.data = ml_collections.ConfigDict(dict(
       store_dir=str(store_dir), split=spec.splits["train"],
-      record_indices=[int(i) for i in fit_indices],
+      record_indices=record_indices_lib.reference(fit_indices),
       num_frames=int(spec.views["num_frames"]), frame_stride=int(spec.views["frame_stride"]),
       crop_size=int(spec.views["crop_size"]),
       worker_count=int(pretrain_config.data.get("worker_count", 0)),
@@ -235,27 +147,9 @@ def predict_video_scores(model: nnx.Module, source: Any, views: Mapping[str, Any
   Returns:
     float32 [N, num_classes].
   """
-  spec = extract.view_spec(views)
-  global_batch = per_device_batch * sharding.data_parallel_size(mesh)
-  dataset = pipeline.make_eval_dataset(
-      source, batch_size=global_batch, num_temporal_views=spec["num_temporal_views"],
-      num_spatial_crops=spec["num_spatial_crops"], num_frames=spec["num_frames"],
-      frame_stride=spec["frame_stride"], crop_size=spec["crop_size"],
-      process_index=jax.process_index(), process_count=jax.process_count())
-  graphdef, state = nnx.split(model)
-  predict = _make_predict(graphdef, mesh)
-  state = sharding.replicate(state, mesh)
-  chunks = []
-  for batch in tqdm.tqdm(dataset, total=pipeline.num_eval_batches(len(source), global_batch),
-                         desc=description, unit="batch", leave=False,
-                         disable=not progress or jax.process_index() != 0):
-    arrays = sharding.global_batch({"views": batch["views"], "mask": batch["mask"]}, mesh)
-    scores = predict(state, arrays["views"])
-    chunks.append(sharding.to_host(scores)[sharding.to_host(arrays["mask"])])
-  scores = np.concatenate(chunks).astype(np.float32)
-  if len(scores) != len(source):
-    raise RuntimeError(f"{description}: scored {len(scores)} videos, expected {len(source)}.")
-  return scores
+  return extract.run_over_views(model, source, views, _make_predict, mesh=mesh,
+                                per_device_batch=per_device_batch, progress=progress,
+                                description=description)
 
 
 def score(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -272,36 +166,9 @@ def select_step(val_by_step: Mapping[int, Mapping[str, float]]) -> int:
   return min(val_by_step, key=lambda s: (-val_by_step[s]["top1"], val_by_step[s]["loss"], s))
 
 
-def _load_pretrain_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
-  config_file = workdir / "config.json"
-  if not config_file.is_file():
-    raise FileNotFoundError(f"{workdir} is not a pre-training workdir (no config.json); "
-                            "run `ssvbench pretrain` first.")
-  return ml_collections.ConfigDict(json.loads(config_file.read_text()))
-
-
-def _saved_steps(checkpoint_dir: pathlib.Path) -> list[int]:
-  """Steps of the finished checkpoints in an orbax directory (temporary ones excluded)."""
-  if not checkpoint_dir.is_dir():
-    return []
-  return sorted(int(p.name) for p in checkpoint_dir.iterdir() if p.name.isdigit())
-
-
 def _restored_models(train_dir: pathlib.Path, steps: list[int]):
-  """Yields (step, classifier model in eval mode) for each checkpoint of the fine-tune.
-
-  Like `trainer.load_trained_model`, but builds the restore target once for all steps.
-  """
-  config = ml_collections.ConfigDict(json.loads((train_dir / "config.json").read_text()))
-  store = store_lib.PreparedStore(config.data.store_dir)
-  optimizer = trainer.make_optimizer(config.optim, int(config.train.num_steps))
-  _, graphdef, abstract = trainer.create_train_state(
-      config, store.num_classes, optimizer, sharding.make_mesh(), abstract_only=True)
-  for step in steps:
-    _, state = checkpoint_lib.restore_state_only(train_dir / trainer.CHECKPOINT_SUBDIR,
-                                                 abstract, step)
-    model = nnx.merge(graphdef, state["params"], state["rest"])
-    model.eval()
+  """Yields (step, classifier model in eval mode) for each checkpoint of the fine-tune."""
+  for _, model, step in runs.restored_models(train_dir, steps):
     yield step, model
 
 
@@ -366,8 +233,8 @@ def finetune_run(pretrain_workdir: str | pathlib.Path,
   else:
     spec = protocol
     protocol_lib.validate(spec)
-  recipe = resolve_recipe(spec)
-  pretrain_config = _load_pretrain_config(pretrain_workdir)
+  recipe = protocol_lib.resolve_finetune_recipe(spec)
+  pretrain_config = runs.load_config(pretrain_workdir)
   out_dir = pathlib.Path(out_dir) if out_dir else pretrain_workdir / "finetune" / spec.name
   train_dir = out_dir / TRAIN_SUBDIR
   store_dir = trainer.run_store_dir(pretrain_workdir, pretrain_config, store_dir)
@@ -378,10 +245,10 @@ def finetune_run(pretrain_workdir: str | pathlib.Path,
   if spec.num_classes is not None and spec.num_classes != store.num_classes:
     raise ValueError(f"protocol {spec.name} expects {spec.num_classes} classes, {store_dir} "
                      f"has {store.num_classes}.")
-  pretrain_steps = _saved_steps(pretrain_workdir / trainer.CHECKPOINT_SUBDIR)
+  pretrain_steps = runs.saved_steps(pretrain_workdir)
   if not pretrain_steps:
     raise FileNotFoundError(f"{pretrain_workdir} holds no checkpoint to fine-tune from.")
-  if not resume and _saved_steps(train_dir / trainer.CHECKPOINT_SUBDIR):
+  if not resume and runs.saved_steps(train_dir):
     raise FileExistsError(f"{train_dir} already holds a fine-tuning run; pass --resume to "
                           "continue or reuse it, or choose another --out folder.")
 
@@ -392,8 +259,10 @@ def finetune_run(pretrain_workdir: str | pathlib.Path,
                            fit_indices, plan, mesh_axes)
   if resume:
     _check_reusable(train_dir, config)
+  record_indices_lib.write(train_dir, fit_indices)
   start = time.perf_counter()
-  trainer.train(config, train_dir, resume=resume, progress=progress)
+  trainer.train(config, train_dir, resume=resume, progress=progress,
+                init_state=runs.initial_state_for(config))
   train_seconds = time.perf_counter() - start
 
   # Selection: every checkpoint on the carved validation part, nothing else.
@@ -447,7 +316,7 @@ def finetune_run(pretrain_workdir: str | pathlib.Path,
       split=test_split, protocol=protocol_info, metrics=metrics,
       seeds={"pretrain": int(pretrain_config.seed), "finetune": int(recipe["seed"])},
       manifest_hash=store.manifest_hash,
-      checkpoint=str(train_dir / trainer.CHECKPOINT_SUBDIR / str(chosen)),
+      checkpoint=runs.checkpoint_path(train_dir, chosen),
       run_name=run_name or pretrain_workdir.name,
       extra={"evaluation": "finetune", "chosen_step": chosen,
              "pretrain_steps": pretrain_steps[-1], "finetune_steps": plan["num_steps"],

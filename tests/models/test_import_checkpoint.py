@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from ssvbench import runs
 from ssvbench import cli
 from ssvbench.models import import_torch
 from ssvbench.train import trainer
@@ -133,6 +134,7 @@ def test_videomae_keys_map_onto_the_vit():
                                 state["encoder.blocks.0.mlp.fc1.weight"].T)
 
 
+@pytest.mark.slow
 def test_cli_writes_a_run_that_load_trained_model_restores(tiny_store, tmp_path, capsys):
   state = torchvision_mc3_18(seed=3)
   import_torch.write_safetensors(state, tmp_path / "mc3.safetensors")
@@ -143,7 +145,7 @@ def test_cli_writes_a_run_that_load_trained_model_restores(tiny_store, tmp_path,
   summary = json.loads(capsys.readouterr().out)
   assert summary["layout"] == "torchvision" and summary["converted_tensors"] == 5 + 8 * 10 + 3 * 5
   assert summary["ignored_keys"][:2] == ["fc.bias", "fc.weight"]
-  config, model, step = trainer.load_trained_model(out)
+  config, model, step = runs.load_trained_model(out)
   assert step == 0 and config.method.name == "random_init"
   assert config.model.backbone == "mc3_18" and config.imported_checkpoint.layout == "torchvision"
   backbone = model.backbone
@@ -168,7 +170,7 @@ def test_cli_writes_a_run_that_load_trained_model_restores(tiny_store, tmp_path,
   bare = tmp_path / "bare"
   assert cli.main(argv[:5] + ["--out", str(bare)]) == 0
   capsys.readouterr()
-  config, model, step = trainer.load_trained_model(bare)
+  config, model, step = runs.load_trained_model(bare)
   assert step == 0 and config.data.store_dir == ""
   assert cli.main(["evaluate", "--workdir", str(bare), "--protocol", "synthactions",
                    "--no-progress"]) == 2

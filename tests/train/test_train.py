@@ -8,6 +8,7 @@ import pytest
 from flax import nnx
 
 from conftest import tiny_pretrain_config
+from ssvbench import runs
 from ssvbench.train import trainer
 
 
@@ -17,10 +18,11 @@ def _losses(workdir):
 
 
 def _weights(workdir):
-  _, model, step = trainer.load_trained_model(workdir)
+  _, model, step = runs.load_trained_model(workdir)
   return step, [np.asarray(x) for x in jax.tree.leaves(nnx.state(model))]
 
 
+@pytest.mark.slow
 def test_loss_does_not_depend_on_device_count(tiny_store, tmp_path):
   losses = {}
   for devices in (1, 8):
@@ -36,6 +38,7 @@ def test_loss_does_not_depend_on_device_count(tiny_store, tmp_path):
     trainer.train(config, tmp_path / "d8", progress=False)
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(tiny_store, tmp_path):
   straight = tiny_pretrain_config(tiny_store, num_steps=4, log_every=1, checkpoint_every=2)
   trainer.train(straight, tmp_path / "straight", progress=False)
@@ -73,6 +76,7 @@ def test_resume_continues_exactly(tiny_store, tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_two_processes_match_one(tiny_store, tmp_path):
   """Multi-host: 2 processes x 4 CPU devices (gloo) give the 1-process losses."""
   import os

@@ -18,7 +18,9 @@ from flax import nnx
 
 from conftest import tiny_pretrain_config
 from ssvbench import config as config_lib
-from ssvbench.methods import base, losses, moco, video_options
+from ssvbench import recipes, runs
+from ssvbench.methods import base, common, losses, moco, registry, video_options
+from ssvbench.models.registry import build_backbone
 from ssvbench.train import sharding, trainer
 
 TINY_BACKBONE = dict(blocks=(1,), widths=(8,), conv_impl="native")
@@ -54,11 +56,12 @@ def _metrics(workdir):
 
 
 def _all_leaves(workdir):
-  _, model, step = trainer.load_trained_model(workdir)
+  _, model, step = runs.load_trained_model(workdir)
   return step, {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in
                 jax.tree_util.tree_leaves_with_path(nnx.state(model))}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", sorted(METHOD_VARIANTS))
 def test_method_trains_without_collapse(tiny_store, tmp_path, method):
   config = zoo_config(tiny_store, method, checkpoint_every=4)
@@ -73,6 +76,7 @@ def test_method_trains_without_collapse(tiny_store, tmp_path, method):
     assert [metrics[s]["queue_in_use"] for s in (1, 2, 3, 4)] == [0.0, 0.0, 1.0, 1.0]
 
 
+@pytest.mark.slow
 def test_moco_v2_resumes_exactly_with_queue_and_ema(tiny_store, tmp_path):
   config = zoo_config(tiny_store, "moco_v2")
   trainer.train(config, tmp_path / "straight", progress=False)
@@ -120,6 +124,7 @@ def _random_batch(config, method_object, seed=0):
           "label": (np.arange(shape[0]) % 4).astype(np.int32)}
 
 
+@pytest.mark.slow
 def test_moco_v2_loss_and_queue_do_not_depend_on_device_count(tiny_store):
   config, method, graphdef, state, _ = _tiny_state(tiny_store, "moco_v2", sharding.make_mesh())
   params, rest = jax.device_get((state["params"], state["rest"]))
@@ -157,17 +162,17 @@ def test_byol_target_moves_by_the_ema_formula_only(tiny_store):
   assert "target" not in state["params"]
   target_types = {type(v) for v in jax.tree.leaves(state["rest"]["target"],
                                                    is_leaf=lambda x: isinstance(x, nnx.Variable))}
-  assert target_types == {moco.EMATarget, nnx.BatchStat}
+  assert target_types == {common.EMATarget, nnx.BatchStat}
   train_step = trainer.make_train_step(method, graphdef, optimizer, mesh)
   batches = [sharding.global_batch(_random_batch(config, method, seed), mesh) for seed in (0, 1)]
   # The first step has learning rate 0 (linear warm-up from 0): check the second one.
   state, _ = train_step(state, batches[0])
   before = jax.device_get(state)
   after = jax.device_get(train_step(state, batches[1])[0])
-  momentum = float(moco.momentum_at(1, config.method.momentum, "cosine", config.train.num_steps))
+  momentum = float(common.momentum_at(1, config.method.momentum, "cosine", config.train.num_steps))
   assert momentum == pytest.approx(1 - 0.01 * (np.cos(np.pi / 4) + 1) / 2)
-  old_target = nnx.to_pure_dict(before["rest"]["target"].filter(moco.EMATarget))
-  new_target = nnx.to_pure_dict(after["rest"]["target"].filter(moco.EMATarget))
+  old_target = nnx.to_pure_dict(before["rest"]["target"].filter(common.EMATarget))
+  new_target = nnx.to_pure_dict(after["rest"]["target"].filter(common.EMATarget))
   new_online = {name: nnx.to_pure_dict(after["params"][name]) for name in ("backbone", "projector")}
   flat_old, flat_new, flat_online = (jax.tree_util.tree_leaves_with_path(t)
                                      for t in (old_target, new_target, new_online))
@@ -183,41 +188,41 @@ def test_byol_target_moves_by_the_ema_formula_only(tiny_store):
 def test_enqueue_is_fifo_newest_first():
   queue = np.arange(12, dtype=np.float32).reshape(6, 2)
   items = -np.arange(1, 5, dtype=np.float32).reshape(2, 2)
-  updated = np.asarray(moco.enqueue(jnp.asarray(queue), jnp.asarray(items)))
+  updated = np.asarray(common.enqueue(jnp.asarray(queue), jnp.asarray(items)))
   np.testing.assert_array_equal(updated, np.concatenate([items, queue[:4]]))
   # Along another axis (SwAV's [views, Q, D] queue), and with more items than slots.
   queue3 = np.zeros((2, 3, 1), np.float32)
   many = np.arange(8, dtype=np.float32).reshape(2, 4, 1)
-  np.testing.assert_array_equal(moco.enqueue(jnp.asarray(queue3), jnp.asarray(many), axis=1),
+  np.testing.assert_array_equal(common.enqueue(jnp.asarray(queue3), jnp.asarray(many), axis=1),
                                 many[:, :3])
 
 
 def test_ema_update_moves_only_target_weights():
   rest = nnx.State({
-      "target": {"backbone": {"kernel": moco.EMATarget(jnp.ones(2)),
+      "target": {"backbone": {"kernel": common.EMATarget(jnp.ones(2)),
                               "mean": nnx.BatchStat(jnp.zeros(2))}},
-      "queue": moco.Queue(jnp.zeros(3))})
+      "queue": common.Queue(jnp.zeros(3))})
   params = nnx.State({"backbone": {"kernel": nnx.Param(jnp.full(2, 3.0))},
                       "predictor": {"kernel": nnx.Param(jnp.ones(1))}})
-  updated = moco.ema_update(rest, params, 0.75)
+  updated = common.ema_update(rest, params, 0.75)
   np.testing.assert_allclose(updated["target"]["backbone"]["kernel"].get_value(), 0.75 + 0.25 * 3)
   np.testing.assert_array_equal(updated["target"]["backbone"]["mean"].get_value(), 0.0)
   np.testing.assert_array_equal(updated["queue"].get_value(), 0.0)
   np.testing.assert_array_equal(rest["target"]["backbone"]["kernel"].get_value(), 1.0)  # Pure.
   with pytest.raises(ValueError, match="no online counterpart"):
-    moco.ema_update(rest, nnx.State({"predictor": params["predictor"]}), 0.5)
+    common.ema_update(rest, nnx.State({"predictor": params["predictor"]}), 0.5)
 
 
 def test_momentum_schedules():
   for step in (0, 3, 10):
     expected = 1 - (1 - 0.99) * (np.cos(np.pi * step / 10) + 1) / 2
-    assert float(moco.momentum_at(step, 0.99, "cosine", 10)) == pytest.approx(expected, abs=1e-7)
-  assert float(moco.momentum_at(50, 0.99, "cosine", 10)) == pytest.approx(1.0)
-  assert float(moco.momentum_at(7, 0.999, "constant", None)) == pytest.approx(0.999)
+    assert float(common.momentum_at(step, 0.99, "cosine", 10)) == pytest.approx(expected, abs=1e-7)
+  assert float(common.momentum_at(50, 0.99, "cosine", 10)) == pytest.approx(1.0)
+  assert float(common.momentum_at(7, 0.999, "constant", None)) == pytest.approx(0.999)
   method_config = ml_collections.ConfigDict(zoo_config("unused", "byol").method.to_dict())
   method_config.momentum_steps = None
   with pytest.raises(ValueError, match="momentum_steps"):
-    base.get_method(method_config)
+    registry.get_method(method_config)
 
 
 def test_moco_pair_loss_with_intra_negatives_matches_loop():
@@ -328,14 +333,14 @@ def test_video_options_are_validated():
   config = zoo_config("unused", "byol")
   config.method.video = dict(background_erasing=0.5)
   with pytest.raises(ValueError, match="unknown key.*background_erasing_prob"):
-    base.get_method(config.method)
+    registry.get_method(config.method)
   config.method.video = dict(intra_negatives=("shuffle",))
   with pytest.raises(ValueError, match="byol has no negatives"):
-    base.get_method(config.method)
+    registry.get_method(config.method)
   config = zoo_config("unused", "moco_v2")
   config.method.video = dict(frame_difference="optical_flow")
   with pytest.raises(ValueError, match="frame_difference"):
-    base.get_method(config.method)
+    registry.get_method(config.method)
 
 
 @pytest.mark.parametrize("name, method, views, batch, epochs", [
@@ -353,7 +358,7 @@ def test_real_data_recipes_build(name, method, views, batch, epochs):
   for arg in ("runlocal", "rho4,runlocal") if name.startswith("rho") else ("runlocal",):
     local = config_lib.load_config(f"configs/pretrain/{name}.py:{arg}")
     assert local.model.backbone == "r3d_tiny" and local.train.batch_size == 8
-    assert base.get_method(local.method).num_views == (4 if "rho4" in arg else 2)
+    assert registry.get_method(local.method).num_views == (4 if "rho4" in arg else 2)
     model = nnx.eval_shape(lambda: trainer.build_model(local, 400)[1])
     assert model.backbone.feature_dim == 64
 
@@ -367,3 +372,31 @@ def test_synthactions_config_files_are_the_shared_recipe(method):
     expected = recipes.synthactions_pretrain(method, runlocal=arg == "runlocal")
     assert loaded.to_dict() == expected.to_dict()
     assert loaded.method.name == method
+
+
+def test_a_missing_method_key_is_one_line_naming_it():
+  config = ml_collections.ConfigDict(dict(recipes.METHOD_DEFAULTS["simclr"]))
+  del config["proj_hidden_dim"]
+  method = registry.get_method(config)
+  backbone = nnx.eval_shape(lambda: build_backbone("r3d_tiny", rngs=nnx.Rngs(0)))
+  with pytest.raises(ValueError, match=r"config.method.proj_hidden_dim is required by method "
+                                       r"'simclr'"):
+    method.build_model(backbone, 4, nnx.Rngs(0))
+
+
+def test_an_old_run_without_a_method_key_loads_with_the_former_code_default(tmp_path):
+  config = recipes.synthactions_pretrain("simclr", store_dir="")
+  del config.method["proj_hidden_dim"]
+  (tmp_path / runs.CONFIG_FILE).write_text(config_lib.to_json(config))
+  loaded = runs.load_config(tmp_path)
+  # The value it was trained with (the code default then), not the recipe's 256.
+  assert loaded.method.proj_hidden_dim == 512
+  assert recipes.METHOD_DEFAULTS["simclr"]["proj_hidden_dim"] == 256
+
+
+def test_the_registry_names_every_method_by_its_own_name():
+  # A string table (module, class): looking one up imports only that module.
+  for name in registry.available_methods():
+    assert registry.method_class(name).name == name
+  with pytest.raises(ValueError, match="unknown method 'simclr2'; available: barlow_twins"):
+    registry.method_class("simclr2")

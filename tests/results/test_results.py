@@ -331,3 +331,18 @@ def test_every_accuracy_metric_is_a_percentage():
     assert tables.is_percentage(metric), metric
   for metric in ("diagnostics/alignment", "diagnostics/effective_rank", "linear/loss"):
     assert not tables.is_percentage(metric), metric
+
+
+# A torn last line (a crash mid-append) is skipped with a warning (was tests/test_faults.py).
+def test_leaderboard_skips_a_torn_last_line(tmp_path, capsys, monkeypatch, caplog):
+  path = tmp_path / "results.jsonl"
+  records.append_record(path, _record(run_name="a"))
+  records.append_record(path, _record(run_name="b"))
+  whole = path.read_bytes()
+  path.write_bytes(whole[:len(whole) - len(whole.splitlines()[-1]) // 2 - 1])  # Torn "b".
+  from ssvbench import cli
+  code = cli.main(["leaderboard", "--results", str(path)])
+  err = capsys.readouterr().err
+  assert code == 0, err
+  assert f"{path}:2: skipping a truncated record" in caplog.text
+  assert [r["run_name"] for r in records.load_records(path)] == ["a"]

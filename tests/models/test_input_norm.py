@@ -18,7 +18,7 @@ from ssvbench.models import import_torch, input_norm
 from ssvbench.models.registry import build_backbone
 from ssvbench.train import trainer
 
-from tests.test_import_checkpoint import torchvision_mc3_18
+from test_import_checkpoint import torchvision_mc3_18
 
 
 def test_default_normalisation_is_the_former_constant_to_the_bit():

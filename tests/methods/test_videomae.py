@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from ssvbench import runs
 from ssvbench import config as config_lib
-from ssvbench.methods import base, videomae
+from ssvbench.methods import base, registry, videomae
 from ssvbench.models import vit3d
 from ssvbench.models.registry import build_backbone
 from ssvbench.train import trainer
 
-CONFIG_FILE = pathlib.Path(__file__).parent.parent / "ssvbench/configs/pretrain/videomae_vit3d_synthactions.py"
+CONFIG_FILE = pathlib.Path(__file__).resolve().parents[2] / "ssvbench/configs/pretrain/videomae_vit3d_synthactions.py"
 
 
 def numpy_targets(clips: np.ndarray, tubelet) -> np.ndarray:
@@ -63,8 +64,9 @@ def test_patch_targets_match_numpy_loops():
 
 @pytest.fixture(scope="module")
 def small_mae():
-  method = base.get_method(ml_collections.ConfigDict(dict(
-      name="videomae", mask_ratio=0.75, decoder_width=32, decoder_depth=1, decoder_heads=2)))
+  method = registry.get_method(ml_collections.ConfigDict(dict(
+      name="videomae", num_views=1, mask_ratio=0.75, normalize_targets=True, decoder_width=32,
+      decoder_depth=1, decoder_heads=2)))
   backbone = build_backbone("vit3d_tiny", rngs=nnx.Rngs(0), depth=1, final_norm="tokens")
   model = method.build_model(backbone, 4, nnx.Rngs(1))
   graphdef, state = nnx.split(model)
@@ -113,12 +115,13 @@ def test_loss_is_the_mse_on_hidden_tubelets_only(small_mae):
 
 
 def test_needs_a_vit_backbone():
-  method = base.get_method(ml_collections.ConfigDict(dict(name="videomae")))
+  method = registry.get_method(ml_collections.ConfigDict(dict(name="videomae", decoder_depth=1)))
   backbone = nnx.eval_shape(lambda: build_backbone("r3d_tiny", rngs=nnx.Rngs(0)))
   with pytest.raises(ValueError, match="needs a ViT backbone"):
     method.build_model(backbone, 4, nnx.Rngs(0))
 
 
+@pytest.mark.slow
 def test_trains_with_the_trainer_and_evaluates_with_the_plain_vit(tiny_store, tmp_path):
   config = config_lib.load_config(f"{CONFIG_FILE}:runlocal")
   config.data.store_dir = str(tiny_store)
@@ -129,7 +132,7 @@ def test_trains_with_the_trainer_and_evaluates_with_the_plain_vit(tiny_store, tm
   losses = [json.loads(line)["loss"] for line in lines]
   assert len(losses) == 8 and np.all(np.isfinite(losses))
   assert np.mean(losses[-3:]) < np.mean(losses[:3])
-  _, model, step = trainer.load_trained_model(tmp_path / "mae")
+  _, model, step = runs.load_trained_model(tmp_path / "mae")
   assert step == 8 and isinstance(model.backbone, vit3d.ViT3D)
   clips = np.random.default_rng(0).integers(0, 256, (2, 1, 8, 32, 32, 3), dtype=np.uint8)
   graphdef, state = nnx.split(model.backbone)

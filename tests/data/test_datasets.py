@@ -25,7 +25,7 @@ from ssvbench.data import synthactions
 from ssvbench.data import ucf101
 from ssvbench.data.validation import carve_validation
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "datasets"
 UCF_SPLITS = SHARED / "ucf101" / "ucfTrainTestlist"
 HMDB_SPLITS = SHARED / "hmdb51" / "testTrainMulti_7030_splits"
 KINETICS_ANNOTATIONS = SHARED / "kinetics" / "annotations"
@@ -68,7 +68,7 @@ def test_shipped_files_equal_shared_copies_and_checksum_table():
       shared_checksum = _sha256(SHARED_COPY_OF[dataset] / rel_path)
       assert _sha256(shipped_root / rel_path) == checksum == shared_checksum, rel_path
     assert splits.verify_shipped(dataset) == []
-  # PROTOCOLS.md quotes the md5 prefixes of three UCF101 files: UCF101 is the original.
+  # The published md5 prefixes of three UCF101 files: UCF101 is the original.
   md5 = lambda name: hashlib.md5((UCF_SPLITS / name).read_bytes()).hexdigest()
   assert md5("classInd.txt").startswith("36f36c4c")
   assert md5("trainlist01.txt").startswith("8abbe5a3")

@@ -26,16 +26,10 @@ import pytest  # noqa: E402
 
 
 def tiny_synth_config():
-  """A SynthActions config small enough for tests: 4 classes, 24 videos of 16 frames."""
-  from ssvbench.data import synthactions
-  config = synthactions.default_config()
-  config.seed = 0
-  config.classes = config.classes[:4]
-  config.num_groups = 3
-  config.num_test_groups = 1
-  config.clips_per_group = 2
-  config.num_frames = 16
-  return config
+  """A SynthActions config small enough for tests: 4 classes, 24 videos of 16 frames (the
+  shipped `synthactions.py:tiny` variant)."""
+  from ssvbench import config as config_lib
+  return config_lib.load_config("synthactions.py:tiny")
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,7 @@ class BarlowTwins(base.Method):
   def build_model(self, backbone, num_classes, rngs):
     del num_classes
     c = self.config
-    return common.JointEmbeddingModel(backbone, base.ProjectionHead(
+    return common.JointEmbeddingModel(backbone, common.ProjectionHead(
         backbone.feature_dim, c.proj_hidden_dim, c.proj_dim, self.setting("proj_depth"), rngs=rngs))
 
   def loss(self, model, batch, rng):

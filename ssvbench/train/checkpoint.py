@@ -11,6 +11,7 @@ import errno
 import logging
 import pathlib
 import shutil
+import time
 from typing import Any
 
 import grain
@@ -115,8 +116,23 @@ class Checkpointer:
     held.replay()
 
   def _remove_temporary(self, step: int) -> None:
-    for path in self.directory.glob(f"{step}.orbax-checkpoint-tmp*"):
-      shutil.rmtree(path, ignore_errors=True)
+    """Removes the failed save's folder once orbax's writer threads have stopped.
+
+    A failed write does not stop its sibling threads at once: one still creating files
+    under the folder can make a single `rmtree` miss it (seen in CI), so wait for the
+    manager, then retry until the folder is gone.
+    """
+    try:
+      self._manager.wait_until_finished()
+    except Exception:  # The same failure, reported again by the background thread.
+      pass
+    for _ in range(50):
+      leftovers = list(self.directory.glob(f"{step}.orbax-checkpoint-tmp*"))
+      if not leftovers:
+        return
+      for path in leftovers:
+        shutil.rmtree(path, ignore_errors=True)
+      time.sleep(0.1)
 
   def restore(self, abstract_state: Any, data_iterator: Any | None = None,
               step: int | None = None) -> tuple[int, Any]:

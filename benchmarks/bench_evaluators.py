@@ -15,9 +15,9 @@ and matrix memory are extrapolated linearly in the number of queries (the matmul
 the per-row sort are both linear in it), and labelled as such.
 
 Run:
-  /work/venv/bin/python benchmarks/bench_evaluators.py --size small
-  /work/venv/bin/python benchmarks/bench_evaluators.py --size kinetics   # minutes
-  /work/venv/bin/python benchmarks/bench_evaluators.py --kernel          # chunk kernel: jax vs numpy
+  python benchmarks/bench_evaluators.py --size small
+  python benchmarks/bench_evaluators.py --size kinetics   # minutes
+  python benchmarks/bench_evaluators.py --kernel          # chunk kernel: jax vs numpy
 """
 
 from __future__ import annotations

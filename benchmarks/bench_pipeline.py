@@ -5,8 +5,8 @@ how many decode + sample + augment workers a given accelerator needs, and back t
 Pillow-vs-numpy resize choice made in `ssvbench/data/transforms.py`.
 
 Run:
-  /work/venv/bin/python benchmarks/bench_pipeline.py            # full table
-  /work/venv/bin/python benchmarks/bench_pipeline.py --quick    # smaller, faster
+  python benchmarks/bench_pipeline.py            # full table
+  python benchmarks/bench_pipeline.py --quick    # smaller, faster
 
 It writes a store of synthetic videos (moving smooth colour patterns, JPEG quality 90,
 the store's record format) for each frame size, then times `make_train_dataset`

@@ -13,7 +13,7 @@ workers), which stays meaningful on a machine shared with other jobs, where wall
 time includes waiting for a core. The load average is printed with them.
 
 Run:
-  /work/venv/bin/python benchmarks/bench_prepare.py [--num_videos 40] [--workers 1 2]
+  python benchmarks/bench_prepare.py [--num_videos 40] [--workers 1 2]
 """
 
 from __future__ import annotations

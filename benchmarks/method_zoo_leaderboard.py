@@ -20,10 +20,10 @@ seeds with n per row, and tie marks from paired tests on the predictions sidecar
 beside the records.
 
 Run (the store is generated and prepared first if absent, as in the quickstart):
-  /work/venv/bin/python benchmarks/method_zoo_leaderboard.py --data-dir ssvbench_data/synthactions \
+  python benchmarks/method_zoo_leaderboard.py --data-dir ssvbench_data/synthactions \
       --seeds 0,1,2
 Smoke run (minutes):
-  /work/venv/bin/python benchmarks/method_zoo_leaderboard.py --steps 2 --batch 8 \\
+  python benchmarks/method_zoo_leaderboard.py --steps 2 --batch 8 \\
       --backbone r3d_tiny --workdir /tmp/zoo_smoke --out /tmp/zoo_smoke/results
 """
 

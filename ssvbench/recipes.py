@@ -64,6 +64,16 @@ METHOD_AUGMENT = {
     "supervised": dict(crop_scale=(0.5, 1.0), color_jitter_prob=0.0, grayscale_prob=0.0),
 }
 
+# Optimiser settings per method where they differ from the shared recipe. The supervised
+# bound's learning rate was re-chosen for SynthActions v3 on the development copy (see
+# METHOD_DEFAULTS; 250 steps, 2 temporal views, k-NN / linear top-1 on the copy's held-out
+# videos), over lr 1e-3 / 2e-3 / 4e-3: 41.0/47.6, 46.3/54.9, 51.2/59.0 (seed 0) and
+# 35.3/44.1, 48.5/57.1, 52.5/60.7 (seed 1). At 2e-3 it fell below CVRL's linear top-1 in
+# one of the benchmark's five seeds; a bound must be a bound in every seed.
+METHOD_OPTIM = {
+    "supervised": dict(lr=4e-3),
+}
+
 
 def runlocal_variant(arg: str | None) -> bool:
   """The variant argument of a SynthActions recipe file: none or `runlocal`.
@@ -80,6 +90,8 @@ def set_method(config: ml_collections.ConfigDict, method: str) -> None:
   """Puts `method`'s block and its augmentation changes into a SynthActions recipe."""
   config.method = ml_collections.ConfigDict(METHOD_DEFAULTS[method])
   config.data.augment.update(METHOD_AUGMENT.get(method, {}))
+  if "optim" in config:
+    config.optim.update(METHOD_OPTIM.get(method, {}))
 
 
 def synthactions_pretrain(method: str = "simclr", store_dir: str = "ssvbench_data/synthactions/store",
@@ -113,7 +125,6 @@ def synthactions_pretrain(method: str = "simclr", store_dir: str = "ssvbench_dat
                    saturation=0.8, hue=0.2, grayscale_prob=0.2)))
   config.model = ml_collections.ConfigDict(dict(backbone="r3d_cpu", dtype="float32",
                                                 input_norm=DEFAULT_INPUT_NORM))
-  set_method(config, method)
   config.train = ml_collections.ConfigDict(dict(
       batch_size=32, num_steps=300, log_every=10, checkpoint_every=100, keep_checkpoints=2,
       # Online k-NN monitor on the carved validation split every N steps; 0 = off
@@ -129,6 +140,7 @@ def synthactions_pretrain(method: str = "simclr", store_dir: str = "ssvbench_dat
   # --config.mesh.model=2 --config.param_sharding=fsdp.
   config.mesh = ml_collections.ConfigDict(dict(data=-1, model=1))
   config.param_sharding = "replicated"
+  set_method(config, method)
   if "momentum_steps" in config.method:
     # A reference, not a copy: `--config.train.num_steps=N` moves the schedule's end too.
     config.method.momentum_steps = config.train.get_ref("num_steps")

@@ -6,7 +6,9 @@ import pytest
 
 from ssvbench.data import ucf101
 
-REAL_SPLITS = pathlib.Path("/work/shared/datasets/ucf101/ucfTrainTestlist")
+# The official lists in ../shared/datasets, beside the repository.
+REAL_SPLITS = (pathlib.Path(__file__).resolve().parents[3] / "shared" / "datasets" / "ucf101"
+               / "ucfTrainTestlist")
 
 
 @pytest.fixture(scope="module")

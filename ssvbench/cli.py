@@ -123,7 +123,12 @@ def _prepare_synthactions(args, overrides) -> int:
 def cmd_pretrain(args, overrides) -> int:
   from ssvbench import runs
   from ssvbench.train import trainer
+  from ssvbench import config_keys
   config = _load_config(args.config, overrides)
+  # A misspelt key in the file is an error (overrides are checked as they are applied);
+  # then the config is locked, so nothing downstream can add a key either.
+  config_keys.check_pretrain_config(config, args.config)
+  config.lock()
   result = trainer.train(config, args.workdir, resume=args.resume, progress=not args.no_progress,
                          allow_changes=tuple(args.allow_change or ()),
                          init_state=runs.initial_state_for(config))

@@ -157,7 +157,11 @@ def _parse_value(raw: str, current: Any, key: str) -> Any:
 
 def closest_keys(config: ml_collections.ConfigDict, key: str, n: int = 3) -> list[str]:
   """The valid keys nearest to a misspelt one, for error messages."""
-  keys = flatten_keys(config)
+  return closest_keys_in(flatten_keys(config), key, n)
+
+
+def closest_keys_in(keys: list[str], key: str, n: int = 3) -> list[str]:
+  """The keys of `keys` nearest to a misspelt `key`."""
   close = difflib.get_close_matches(key, keys, n=n, cutoff=0.4)
   if not close:
     leaf = key.rsplit(".", 1)[-1]

@@ -37,3 +37,36 @@ def test_bad_value_type_is_explained():
 def test_missing_config_file():
   with pytest.raises(config_lib.ConfigError, match="config file not found"):
     config_lib.load_config("configs/nope.py")
+
+
+def test_a_misspelt_key_in_a_config_file_is_one_line_and_writes_nothing(tmp_path, capsys):
+  from ssvbench import cli
+  config_file = tmp_path / "typo.py"
+  config_file.write_text(
+      "from ssvbench import recipes\n"
+      "def get_config(arg=None):\n"
+      "  c = recipes.synthactions_pretrain('simclr', runlocal=True)\n"
+      "  c.train.chekpoint_every = 50\n"
+      "  return c\n")
+  workdir = tmp_path / "run"
+  code = cli.main(["pretrain", "--config", str(config_file), "--workdir", str(workdir)])
+  err = capsys.readouterr().err
+  assert code == 2 and len(err.strip().splitlines()) == 1, err
+  assert "'train.chekpoint_every'" in err and "train.checkpoint_every" in err
+  assert not workdir.exists()
+
+
+def test_every_shipped_recipe_and_optional_key_passes_the_key_check():
+  from ssvbench import config_keys, quickstart
+  for name in config_lib.available_recipes():
+    config_keys.check_pretrain_config(config_lib.load_config(name), name)
+  quick = quickstart.default_config()
+  for method in recipes.METHOD_DEFAULTS:
+    config = quickstart.method_config(quick, method, "store")
+    config.train.init_from = "runs/other"  # Optional keys and open sub-trees are accepted.
+    config.data.augment.crop_scale = (0.5, 1.0)
+    config_keys.check_pretrain_config(config, method)
+  config.method.temprature = 0.3
+  with pytest.raises(config_lib.ConfigError, match="'method.temprature'.*method.temperature"):
+    config_keys.check_pretrain_config(config, "x")
+

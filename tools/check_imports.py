@@ -34,7 +34,7 @@ LAYERS: list[tuple[int, str, tuple[str, ...]]] = [
                             "ssvbench.publish", "ssvbench.runs",
                             # what a run is made of and how a run reports: recipes and the
                             # config files naming them, the one-line failure type, runtime setup
-                            "ssvbench.recipes", "ssvbench.configs", "ssvbench.failures",
+                            "ssvbench.recipes", "ssvbench.config_keys", "ssvbench.configs", "ssvbench.failures",
                             "ssvbench.runtime")),
   (2, "train / evaluators", ("ssvbench.train", "ssvbench.evaluators")),
   (3, "methods", ("ssvbench.methods",)),

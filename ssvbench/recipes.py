@@ -92,6 +92,9 @@ def set_method(config: ml_collections.ConfigDict, method: str) -> None:
   config.data.augment.update(METHOD_AUGMENT.get(method, {}))
   if "optim" in config:
     config.optim.update(METHOD_OPTIM.get(method, {}))
+  if "momentum_steps" in config.method and "train" in config:
+    # A reference, not a copy: `--config.train.num_steps=N` moves the schedule's end too.
+    config.method.momentum_steps = config.train.get_ref("num_steps")
 
 
 def synthactions_pretrain(method: str = "simclr", store_dir: str = "ssvbench_data/synthactions/store",
@@ -141,9 +144,6 @@ def synthactions_pretrain(method: str = "simclr", store_dir: str = "ssvbench_dat
   config.mesh = ml_collections.ConfigDict(dict(data=-1, model=1))
   config.param_sharding = "replicated"
   set_method(config, method)
-  if "momentum_steps" in config.method:
-    # A reference, not a copy: `--config.train.num_steps=N` moves the schedule's end too.
-    config.method.momentum_steps = config.train.get_ref("num_steps")
   if runlocal:
     config.model.backbone = "r3d_tiny"
     config.train.batch_size = 8

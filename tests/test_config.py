@@ -58,6 +58,7 @@ def test_a_misspelt_key_in_a_config_file_is_one_line_and_writes_nothing(tmp_path
 
 def test_every_shipped_recipe_and_optional_key_passes_the_key_check():
   from ssvbench import config_keys, quickstart
+  from ssvbench.methods import registry as methods_registry
   for name in config_lib.available_recipes():
     config_keys.check_pretrain_config(config_lib.load_config(name), name)
   quick = quickstart.default_config()
@@ -66,6 +67,11 @@ def test_every_shipped_recipe_and_optional_key_passes_the_key_check():
     config.train.init_from = "runs/other"  # Optional keys and open sub-trees are accepted.
     config.data.augment.crop_scale = (0.5, 1.0)
     config_keys.check_pretrain_config(config, method)
+    methods_registry.get_method(config.method)  # Every method builds from the quickstart's
+    # config (the momentum schedules' end follows train.num_steps there too).
+    if "momentum_steps" in config.method:
+      config.train.num_steps = 123
+      assert config.method.momentum_steps == 123
   config.method.temprature = 0.3
   with pytest.raises(config_lib.ConfigError, match="'method.temprature'.*method.temperature"):
     config_keys.check_pretrain_config(config, "x")

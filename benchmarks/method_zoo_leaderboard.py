@@ -3,7 +3,8 @@
 Why: a comparison of objectives means something only when everything else is equal. Each
 method here pre-trains the same backbone for the same number of steps at the same batch,
 clip shape, optimiser and seed (the `recipes.synthactions_pretrain` recipe: `config.method`
-differs, the supervised bound crops less and skips colour jitter, as chosen on validation,
+differs, the supervised bound sees two clips per video like the two-view methods, crops
+less and skips colour jitter, as chosen on a development copy,
 and VideoMAE runs its ViT recipe), and is evaluated by the same frozen-feature protocol
 (`synthactions`, which includes the motion-only class subset: classes that differ only by
 their motion, where a method that learned appearance alone is at chance). The supervised
@@ -168,7 +169,7 @@ def main(argv=None) -> int:
   header = (f"SynthActions method zoo: {args.steps} steps x batch {args.batch}, backbone "
             f"{backbone}, seeds {','.join(map(str, args.seeds))}, one recipe (VideoMAE: "
             "vit3d_cpu, pixel targets; "
-            "supervised: milder crops, no colour jitter).\n"
+            "supervised: two clips per video, milder crops, no colour jitter).\n"
             f"Regenerate with: {command}")
   paths = tables.write_tables(all_records, out_dir, BASENAME, metrics=metrics, header=header,
                               predictions_dir=out_dir)

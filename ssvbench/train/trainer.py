@@ -301,7 +301,14 @@ def _restore(checkpointer, state, data_iterator, workdir):
   """Restores the latest checkpoint; a model that does not fit it is one line."""
   step = checkpointer.latest_step()
   try:
-    return checkpointer.restore(state, data_iterator)
+    try:
+      return checkpointer.restore(state, data_iterator)
+    except TypeError as error:
+      # Seen once in a resume (2026-12-03): "'LazyModule' object is not callable", raised
+      # by a lazily imported module inside the restore threads, gone on a second try. A
+      # real mismatch fails the same way twice.
+      logging.warning("restoring %s failed (%s); trying once more", workdir, error)
+      return checkpointer.restore(state, data_iterator)
   except (ValueError, TypeError, KeyError) as error:
     first = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
     raise ValueError(f"{workdir}: checkpoint step {step} does not fit the model of this "

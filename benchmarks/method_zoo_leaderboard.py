@@ -76,6 +76,9 @@ def parse_args(argv):
                       help="comma-separated pre-training seeds, e.g. 0,1,2 (default 0)")
   parser.add_argument("--protocol", default="synthactions")
   parser.add_argument("--no-progress", action="store_true")
+  parser.add_argument("--tables-only", action="store_true",
+                      help="rebuild the tables, the standard table and the site from the "
+                           "records already in --out, without training or evaluating")
   return parser.parse_args(argv)
 
 
@@ -128,15 +131,22 @@ def main(argv=None) -> int:
     raise SystemExit(f"--methods: unknown {unknown}; valid: {', '.join(METHODS)}.")
   from ssvbench import evaluate, quickstart
   from ssvbench.results import records as records_lib
-  from ssvbench.results import tables
   from ssvbench.train import trainer
 
   # Runnable from the repository root on any machine: no interpreter or absolute path.
+  # The command that regenerates everything (records included), even from --tables-only.
   command = "python benchmarks/method_zoo_leaderboard.py " + shlex.join(
-      sys.argv[1:] if argv is None else argv)
+      [a for a in (sys.argv[1:] if argv is None else argv) if a != "--tables-only"])
   progress = not args.no_progress
-  store_dir = ensure_store(pathlib.Path(args.data_dir), progress)
   workdir, out_dir = pathlib.Path(args.workdir), pathlib.Path(args.out)
+  records_file = out_dir / f"{BASENAME}.jsonl"
+  if args.tables_only:
+    if not records_file.is_file():
+      raise SystemExit(f"--tables-only: {records_file} does not exist; run without it first.")
+    write_outputs(records_lib.load_records(records_file), records_file, out_dir, args,
+                  command)
+    return 0
+  store_dir = ensure_store(pathlib.Path(args.data_dir), progress)
   all_records, notes = [], []
   for seed, method in [(seed, method) for seed in args.seeds for method in args.methods]:
     config = method_config(method, store_dir, args, seed)
@@ -159,15 +169,25 @@ def main(argv=None) -> int:
     print(notes[-1], flush=True)
 
   out_dir.mkdir(parents=True, exist_ok=True)
-  records_file = out_dir / f"{BASENAME}.jsonl"
   records_file.unlink(missing_ok=True)
   for record in all_records:
     records_lib.append_record(records_file, record)
+  paths = write_outputs(all_records, records_file, out_dir, args, command)
+  print("\n".join(notes))
+  return 0
+
+
+def write_outputs(all_records, records_file: pathlib.Path, out_dir: pathlib.Path, args,
+                  command: str) -> dict:
+  """The per-protocol tables (all rows, and the self-supervised rows alone, whose ties
+  with the best method are then marked), the standard table and the site."""
+  from ssvbench.results import site, standard, tables
   available = {name for record in all_records for name in record["metrics"]}
   metrics = [name for name in DEFAULT_METRICS if name in available] or None
   backbone = args.backbone or "r3d_cpu"
+  seeds = sorted({int(r["seeds"]["pretrain"]) for r in all_records})
   header = (f"SynthActions method zoo: {args.steps} steps x batch {args.batch}, backbone "
-            f"{backbone}, seeds {','.join(map(str, args.seeds))}, one recipe (VideoMAE: "
+            f"{backbone}, seeds {','.join(map(str, seeds))}, one recipe (VideoMAE: "
             "vit3d_cpu, pixel targets; "
             "supervised: two clips per video, milder crops, no colour jitter).\n"
             f"Regenerate with: {command}")
@@ -175,17 +195,20 @@ def main(argv=None) -> int:
                               predictions_dir=out_dir)
   print(tables.to_markdown(tables.leaderboards(all_records, metrics, predictions_dir=out_dir),
                            header=header))
-  # The same records as the standard cross-dataset table and as a published site.
-  from ssvbench.results import site, standard
+  # Without the bounds, bold and the tie marks compare the self-supervised methods.
+  ssl = [r for r in all_records if not standard.is_baseline(r)]
+  paths.update({f"ssl.{k}": v for k, v in tables.write_tables(
+      ssl, out_dir, f"{BASENAME}_ssl", metrics=metrics, predictions_dir=out_dir,
+      header=header.replace("SynthActions method zoo:",
+                            "SynthActions method zoo, self-supervised rows only:")).items()})
   regenerate = f"Regenerate with: {command}"
   paths.update({f"standard.{k}": v for k, v in standard.write(
       standard.build(all_records), out_dir, "synthactions_standard", header=regenerate).items()})
   site.publish([records_file], out_dir / "synthactions_site", header=regenerate,
                title="ssvbench: SynthActions method zoo")
   paths["site"] = out_dir / "synthactions_site" / "index.html"
-  print("\n".join(notes))
   print("wrote", ", ".join(str(p) for p in [records_file, *paths.values()]))
-  return 0
+  return paths
 
 
 if __name__ == "__main__":

@@ -98,34 +98,52 @@ def accuracy_vs_step(records: Sequence[Mapping[str, Any]], out_dir: pathlib.Path
 
 def training_curves(curves: Mapping[str, Sequence[Mapping[str, Any]]],
                     out_dir: pathlib.Path) -> Figure | None:
-  """Training loss (and the online k-NN monitor, when logged) from runs' metrics.jsonl."""
+  """Training loss (and the online k-NN monitor, when logged) from runs' metrics.jsonl.
+
+  One panel per model, its seeds (`<name>_seed<N>` runs) overlaid: every objective has
+  its own scale (Barlow Twins' hundreds, SimSiam's negative cosine), so a shared axis
+  would flatten all but one of them.
+  """
   curves = {run: rows for run, rows in curves.items() if any("loss" in r for r in rows)}
   if not curves:
     return None
   online = {run: [r for r in rows if any(k.startswith("online/") for k in r)]
             for run, rows in curves.items()}
   online = {run: rows for run, rows in online.items() if rows}
+  groups: dict[str, list[str]] = {}
+  for run in sorted(curves):
+    groups.setdefault(re.sub(r"_seed\d+$", "", run), []).append(run)
+  panels = len(groups) + (1 if online else 0)
+  columns = min(4, panels)
+  rows_count = math.ceil(panels / columns)
   plt = _pyplot()
-  fig, axes = plt.subplots(1, 2 if online else 1, figsize=(10.4 if online else 5.6, 3.6),
+  fig, axes = plt.subplots(rows_count, columns, figsize=(2.9 * columns, 2.3 * rows_count),
                            squeeze=False)
-  ax = axes[0][0]
-  for index, (run, rows) in enumerate(sorted(curves.items())):
-    points = [(r["step"], r["loss"]) for r in rows if "loss" in r and math.isfinite(r["loss"])]
-    ax.plot([p[0] for p in points], [p[1] for p in points], label=run, linewidth=1.2,
-            color=_style(index)["color"], linestyle=_style(index)["linestyle"])
-  ax.set(title="pre-training loss", xlabel="step", ylabel="loss (method's own scale)")
-  ax.legend(loc="best", ncol=2)
+  flat = [ax for row in axes for ax in row]
+  for ax, (group, runs) in zip(flat, groups.items()):
+    for index, run in enumerate(runs):
+      points = [(r["step"], r["loss"]) for r in curves[run]
+                if "loss" in r and r["loss"] is not None and math.isfinite(r["loss"])]
+      ax.plot([p[0] for p in points], [p[1] for p in points], linewidth=1.1,
+              color=_style(index)["color"], label=run if len(runs) > 1 else None)
+    ax.set_title(group + (f" ({len(runs)} runs)" if len(runs) > 1 else ""), fontsize=9)
+    ax.set_xlabel("step")
+  flat[0].set_ylabel("loss (own scale)")
   if online:
-    ax = axes[0][1]
+    ax = flat[len(groups)]
     for run, rows in sorted(online.items()):
       key = next(k for k in rows[0] if k.startswith("online/") and k.endswith("top1"))
       ax.plot([r["step"] for r in rows if key in r], [r[key] for r in rows if key in r],
               marker="o", label=run)
     ax.set(title="online k-NN monitor (validation)", xlabel="step", ylabel="top-1 (%)")
     ax.legend(loc="best")
+  for ax in flat[panels:]:
+    ax.set_visible(False)
+  fig.tight_layout()
   name = _save(fig, out_dir, "training_curves.png")
-  return name, ("Pre-training loss per logging interval from each run's metrics.jsonl"
-                + ("; right: the online k-NN monitor on the carved validation split."
+  return name, ("Pre-training loss per logging interval from each run's metrics.jsonl, one "
+                "panel per model (its seeds overlaid, each objective on its own scale)"
+                + ("; last panel: the online k-NN monitor on the carved validation split."
                    if online else "."))
 
 

@@ -119,12 +119,14 @@ def _provenance_html(records: Sequence[Mapping[str, Any]], configs: Mapping[str,
   escape = html.escape
   heads = ["run", "method", "dataset", "split", "protocol", "fingerprint", "pre-train step",
            "config", "git SHA", "manifest", "seeds", "date", "device", "provenance"]
+  # The uncommitted-tree legend only where some record needs it.
+  dirty_note = (" A git SHA followed by -dirty was measured on a tree with uncommitted "
+                "changes (-dirty.HASH names them by the hash of their diff)."
+                if any("-dirty" in (r.get("git_sha") or "") for r in records) else "")
   out = ['<table class="sortable provenance" id="provenance">',
          "<caption>Provenance of every record on this page: the protocol fingerprint "
-         "hashes every evaluator setting; the manifest hash identifies the prepared data; "
-         "a git SHA followed by -dirty was measured on a tree with uncommitted changes "
-         "(-dirty.HASH names them by the hash of their diff)."
-         "</caption>",
+         "hashes every evaluator setting; the manifest hash identifies the prepared data."
+         f"{dirty_note}</caption>",
          "<thead><tr>" + "".join(f'<th data-column="{i}" scope="col">{escape(h)}</th>'
                                  for i, h in enumerate(heads)) + "</tr></thead>", "<tbody>"]
   for record in sorted(records, key=lambda r: (r["run_name"], r["dataset"], r["split"],

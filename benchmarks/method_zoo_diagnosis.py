@@ -43,37 +43,29 @@ def parse_args(argv):
   return parser.parse_args(argv)
 
 
-def run_dir(record: dict) -> pathlib.Path:
-  """The pre-training workdir of a record (`<workdir>/checkpoints/<step>`)."""
-  checkpoint = pathlib.Path(record["checkpoint"])
-  return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint
-
-
-def curve_facts(workdir: pathlib.Path, proj_dim: int | None) -> dict:
-  """Loss at the first, middle and last log, the fall over the last 20% of the steps,
-  and the collapse monitor, from metrics.jsonl ({} when the run logged nothing)."""
-  path = workdir / "metrics.jsonl"
-  if not path.is_file():
+def curve_facts(workdir: pathlib.Path | None) -> dict:
+  """Loss at the first, middle and last log and the fall over the last 20% of the steps,
+  from metrics.jsonl ({} when the run or its log is not here)."""
+  path = workdir / "metrics.jsonl" if workdir else None
+  if path is None or not path.is_file():
     return {}
   rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-  losses = [(r["step"], r["loss"]) for r in rows if "loss" in r and math.isfinite(r["loss"])]
+  losses = [(r["step"], r["loss"]) for r in rows
+            if r.get("loss") is not None and math.isfinite(r["loss"])]
   if not losses:
     return {}
   last_step = losses[-1][0]
   tail = [loss for step, loss in losses if step >= 0.8 * last_step]
-  facts = {"first": losses[0][1], "middle": losses[len(losses) // 2][1], "last": losses[-1][1],
-           # Positive: the loss still fell over the last 20% (relative to its range so far).
-           "tail_fall": (tail[0] - tail[-1]) / max(abs(losses[0][1] - losses[-1][1]), 1e-9)}
-  stds = [r["embedding_std"] for r in rows if "embedding_std" in r]
-  if stds and proj_dim:
-    facts["std_sqrt_d"] = stds[-1] * math.sqrt(proj_dim)
-  return facts
+  # Positive: the loss still fell over the last 20% (relative to its whole fall).
+  return {"first": losses[0][1], "middle": losses[len(losses) // 2][1], "last": losses[-1][1],
+          "tail_fall": (tail[0] - tail[-1]) / max(abs(losses[0][1] - losses[-1][1]), 1e-9)}
 
 
 def main(argv=None) -> int:
   args = parse_args(sys.argv[1:] if argv is None else argv)
   from ssvbench.results import compare as compare_lib
   from ssvbench.results import records as records_lib
+  from ssvbench.results import site
   records_file = pathlib.Path(args.records)
   if not records_file.is_file():
     raise SystemExit(f"{records_file}: no such records file; run "
@@ -117,11 +109,10 @@ def main(argv=None) -> int:
         low, high = row["low"], row["high"]
         cells.append(f"{row['difference']:+.1f} [{low:+.1f}, {high:+.1f}]")
         above &= low > 0
-      config_file = run_dir(record) / "config.json"
-      proj_dim = (json.loads(config_file.read_text())["method"].get("proj_dim")
-                  if config_file.is_file() else None)
-      facts = curve_facts(run_dir(record), proj_dim)
-      monitor = f"{facts['std_sqrt_d']:.2f}" if "std_sqrt_d" in facts else "-"
+      facts = curve_facts(site.find_workdir(record, [pathlib.Path.cwd()]))
+      # Logged by the zoo script from the same metrics.jsonl (None: the method has none).
+      std = (record.get("extra") or {}).get("final_embedding_std_x_sqrt_d")
+      monitor = f"{std:.2f}" if std is not None else "-"
       loss = (f"{facts['first']:.3g} / {facts['middle']:.3g} / {facts['last']:.3g}"
               if facts else "-")
       tail = f"{facts['tail_fall']:.0%}" if facts else "-"

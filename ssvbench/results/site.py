@@ -58,8 +58,9 @@ def _slug(text: str) -> str:
   return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-").lower()
 
 
-def _find_workdir(record: Mapping[str, Any], bases: Sequence[pathlib.Path]) -> pathlib.Path | None:
-  """The pre-training workdir of a record's checkpoint (`<workdir>/checkpoints/<step>`)."""
+def find_workdir(record: Mapping[str, Any], bases: Sequence[pathlib.Path]) -> pathlib.Path | None:
+  """The pre-training workdir of a record's checkpoint (`<workdir>/checkpoints/<step>`),
+  a relative one looked up under each of `bases`; None when none holds a run."""
   checkpoint = record.get("checkpoint")
   if not checkpoint:
     return None
@@ -222,7 +223,7 @@ def publish(results: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
   curves: dict[str, list[dict[str, Any]]] = {}
   seen: set[pathlib.Path] = set()
   for record in all_records:
-    workdir = _find_workdir(record, bases)
+    workdir = find_workdir(record, bases)
     if workdir is None or workdir.resolve() in seen:
       continue  # One config and one loss curve per run, however many records it has.
     seen.add(workdir.resolve())
